@@ -1,0 +1,146 @@
+r"""Export the spiking core of a policy to NIR (Neuromorphic Intermediate Representation).
+
+What is exported: the synaptic layers (``Affine``, ``Conv2d``, ``Flatten``), the spiking neurons
+and the read-out integrator, as one chain ``input -> ... -> output``. What stays on the host:
+the encoder (the ``input`` node receives the encoded currents/spikes at every step), the
+read-out statistic (max/mean/last over time), SB3's observation preprocessing, and the
+``argmax`` (DQN) or ``tanh``/rescaling (actors).
+
+Discrete-time parameters map to NIR's continuous ones as snnTorch's own exporter does, with
+``dt = 1e-4``: :math:`\tau = dt/(1-\beta)`, :math:`R = \tau/dt`, so one Euler step of NIR's
+equation is :math:`U_t = \beta U_{t-1} + I_t`. Like snnTorch's export, reset-by-subtraction
+neurons are written with ``v_reset = 0`` (NIR has no subtractive reset). Ternary neurons have
+no NIR counterpart: exporting them raises :class:`NotImplementedError` rather than writing a
+binary neuron that would silently compute something else.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from snnrl_sb3.coding import Readout
+from snnrl_sb3.multistep import MultiStepCurrentLeaky, MultiStepLeaky, MultiStepNeuron
+from snnrl_sb3.stats import spiking_networks
+
+__all__ = ["export_nir", "DT"]
+
+DT = 1e-4
+
+
+def _arr(value: float | torch.Tensor, shape: tuple[int, ...]) -> np.ndarray:
+    return np.full(shape, float(value), dtype=np.float32)
+
+
+def _tau(decay: float) -> float:
+    return DT / (1.0 - decay)
+
+
+def _neuron_node(neuron: nn.Module, shape: tuple[int, ...]) -> Any:
+    import nir
+
+    if isinstance(neuron, MultiStepLeaky):
+        if neuron.ternary:
+            raise NotImplementedError(
+                "NIR has no ternary (-1/0/+1) neuron, so a network with ternary neurons cannot be exported; "
+                "writing it as a binary LIF would silently change what it computes. Use neuron='lif' to export.")
+        if neuron.beta == 1.0:
+            return nir.IF(r=_arr(1.0 / DT, shape), v_threshold=_arr(neuron.threshold, shape), v_reset=_arr(0.0, shape))
+        tau = _tau(neuron.beta)
+        return nir.LIF(tau=_arr(tau, shape), r=_arr(tau / DT, shape), v_leak=_arr(0.0, shape),
+                       v_threshold=_arr(neuron.threshold, shape), v_reset=_arr(0.0, shape))
+    if isinstance(neuron, MultiStepCurrentLeaky):
+        tau_syn, tau_mem = _tau(neuron.current_decay), _tau(neuron.volt_decay)
+        return nir.CubaLIF(tau_syn=_arr(tau_syn, shape), tau_mem=_arr(tau_mem, shape), r=_arr(tau_mem / DT, shape),
+                           v_leak=_arr(0.0, shape), v_threshold=_arr(neuron.threshold, shape),
+                           v_reset=_arr(0.0, shape), w_in=_arr(tau_syn / DT, shape))
+    raise NotImplementedError(f"no NIR node for neuron type {type(neuron).__name__}")
+
+
+def _synapse_node(layer: nn.Module, in_shape: tuple[int, ...]) -> Any:
+    import nir
+
+    weight = layer.weight.detach().cpu().numpy()
+    bias = (layer.bias.detach().cpu().numpy() if layer.bias is not None
+            else np.zeros(weight.shape[0], dtype=np.float32))
+    if isinstance(layer, nn.Linear):
+        return nir.Affine(weight=weight, bias=bias)
+    return nir.Conv2d(input_shape=tuple(in_shape[1:]), weight=weight, stride=layer.stride, padding=layer.padding,
+                      dilation=layer.dilation, groups=layer.groups, bias=bias)
+
+
+def _network_graph(network: nn.Module, input_shape: tuple[int, ...]) -> Any:
+    import nir
+
+    nodes: dict[str, Any] = {"input": nir.Input(input_type={"input": np.array(input_shape)})}
+    order = ["input"]
+    probe = torch.zeros(1, *input_shape)
+    modules = [(f"layers.{name}", layer) for name, layer in network.layers.named_children()]
+    for name, layer in modules:
+        key = name.replace(".", "_")
+        shape = tuple(probe.shape[1:])
+        if isinstance(layer, (nn.Linear, nn.Conv2d)):
+            nodes[key] = _synapse_node(layer, shape)
+            with torch.no_grad():
+                probe = layer(probe)
+        elif isinstance(layer, nn.Flatten):
+            nodes[key] = nir.Flatten(input_type={"input": np.array(shape)}, start_dim=layer.start_dim - 1,
+                                     end_dim=layer.end_dim if layer.end_dim < 0 else layer.end_dim - 1)
+            probe = layer(probe)
+        elif isinstance(layer, MultiStepNeuron):
+            nodes[key] = _neuron_node(layer, shape)
+        else:
+            raise NotImplementedError(f"no NIR node for layer {name} of type {type(layer).__name__}")
+        order.append(key)
+    readout = network.readout
+    if readout is not None:
+        if not isinstance(readout, Readout):
+            raise NotImplementedError(f"no NIR node for read-out type {type(readout).__name__}")
+        nodes["readout_linear"] = _synapse_node(readout.linear, tuple(probe.shape))
+        out = (readout.linear.out_features,)
+        if readout.mode == "spike_count" or readout.beta == 1.0:  # pure integrator; host divides by T
+            nodes["readout"] = nir.I(r=_arr(1.0 / DT, out))
+        else:
+            tau = _tau(readout.beta)
+            nodes["readout"] = nir.LI(tau=_arr(tau, out), r=_arr(tau / DT, out), v_leak=_arr(0.0, out))
+        order += ["readout_linear", "readout"]
+        probe = torch.zeros(1, *out)
+    nodes["output"] = nir.Output(output_type={"output": np.array(probe.shape[1:])})
+    order.append("output")
+    graph = nir.NIRGraph(nodes=nodes, edges=list(zip(order[:-1], order[1:])),
+                         metadata={"num_steps": network.num_steps, "encoder": type(network.encoder).__name__,
+                                   "readout": getattr(readout, "mode", "none"), "exporter": "snnrl_sb3"})
+    return graph
+
+
+def export_nir(model: nn.Module, path: str | Path | None = None, *, input_shape: tuple[int, ...] | None = None) -> Any:
+    """Export the spiking network of a policy (or a SpikingNetwork) to a ``nir.NIRGraph``.
+
+    :param model: an SB3 policy holding exactly one spiking network outside its target
+        networks (a Q-network or an actor), or a :class:`~snnrl_sb3.body.SpikingNetwork`
+    :param path: if given, the graph is also written there with ``nir.write``
+    :param input_shape: per-sample input shape of the spiking network; inferred from the first
+        synaptic layer when omitted (needed for convolutional inputs)
+    :raises NotImplementedError: for ternary neurons (NIR has no ternary neuron) and layers
+        without a NIR counterpart
+    """
+    import nir
+
+    networks = spiking_networks(model)
+    if len(networks) != 1:
+        raise ValueError(f"export_nir needs exactly one spiking network, found {sorted(networks)}; "
+                         "pass the one to export")
+    network = next(iter(networks.values()))
+    if input_shape is None:
+        first = next(m for m in network.layers if isinstance(m, (nn.Linear, nn.Conv2d)))
+        if isinstance(first, nn.Conv2d):
+            raise ValueError("input_shape is required for a convolutional network, e.g. (4, 84, 84)")
+        input_shape = (first.in_features,)
+    graph = _network_graph(network, tuple(input_shape))
+    if path is not None:
+        nir.write(str(path), graph)
+    return graph

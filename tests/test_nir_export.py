@@ -1,0 +1,48 @@
+import numpy as np
+import pytest
+import torch
+
+nir = pytest.importorskip("nir")
+
+from snnrl_sb3 import spiking_mlp  # noqa: E402
+from snnrl_sb3.body import spiking_nature_cnn  # noqa: E402
+from snnrl_sb3.nir_export import DT, export_nir  # noqa: E402
+
+
+def test_binary_mlp_round_trip(tmp_path):
+    net = spiking_mlp(4, [16, 8], 2, num_steps=5, neuron="lif", neuron_kwargs={"beta": 0.8, "threshold": 1.5})
+    export_nir(net, tmp_path / "net.nir")
+    graph = nir.read(tmp_path / "net.nir")
+    assert set(graph.nodes) == {"input", "layers_0", "layers_1", "layers_2", "layers_3", "readout_linear",
+                                "readout", "output"}
+    assert isinstance(graph.nodes["layers_1"], nir.LIF)
+    np.testing.assert_allclose(graph.nodes["layers_0"].weight, net.layers[0].weight.detach().numpy())
+    lif = graph.nodes["layers_1"]
+    # one Euler step of NIR's LIF reproduces U = beta U + I
+    np.testing.assert_allclose(1 - DT / lif.tau, 0.8, rtol=1e-5)
+    np.testing.assert_allclose(lif.r * DT / lif.tau, 1.0, rtol=1e-5)
+    np.testing.assert_allclose(lif.v_threshold, 1.5)
+    assert isinstance(graph.nodes["readout"], nir.LI)
+    assert {("input", "layers_0"), ("readout", "output")} <= set(map(tuple, graph.edges))
+
+
+def test_integrate_and_fire_and_current_lif_nodes():
+    g = export_nir(spiking_mlp(3, [4], 2, neuron="lif", neuron_kwargs={"beta": 1.0}, readout="spike_count"))
+    assert isinstance(g.nodes["layers_1"], nir.IF) and isinstance(g.nodes["readout"], nir.I)
+    g = export_nir(spiking_mlp(3, [4], 2, neuron="current_lif"))
+    assert isinstance(g.nodes["layers_1"], nir.CubaLIF)
+
+
+def test_cnn_export_needs_and_uses_input_shape(tmp_path):
+    net = spiking_nature_cnn(2, (36, 36), 32, 3, num_steps=2, neuron="lif")
+    with pytest.raises(ValueError, match="input_shape is required"):
+        export_nir(net)
+    export_nir(net, tmp_path / "cnn.nir", input_shape=(2, 36, 36))
+    graph = nir.read(tmp_path / "cnn.nir")
+    assert isinstance(graph.nodes["layers_0"], nir.Conv2d) and isinstance(graph.nodes["layers_6"], nir.Flatten)
+
+
+@pytest.mark.parametrize("neuron", ["ternary", "symmetric_ternary"])
+def test_ternary_network_refuses_to_export(neuron):
+    with pytest.raises(NotImplementedError, match="NIR has no ternary"):
+        export_nir(spiking_mlp(4, [8], 2, neuron=neuron))
