@@ -6,7 +6,7 @@ element-wise recurrence here loops over time. Each neuron has two implementation
 * ``forward``: a fused kernel. The forward loop runs without autograd (in-place ops on a
   preallocated membrane buffer) and a hand-written backward handles the whole sequence at
   once. With the detached reset of snnTorch, the membrane adjoint is a linear recurrence
-  :math:`\delta_t = a_t + \beta\,\delta_{t+1}`, solved as one ``[T, T]`` matmul.
+  :math:`\delta_t = a_t + \beta\,\delta_{t+1}`, solved in place, one step at a time.
 * ``reference``: a plain Python loop over the pure step functions of :mod:`snnrl_sb3.neurons`
   with autograd, the ground truth the kernels are tested against.
 
@@ -16,6 +16,7 @@ Nothing here needs a compiler or a GPU.
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any, Callable
 
 import torch
@@ -23,7 +24,7 @@ from torch import Tensor, nn
 
 from snnrl_sb3._validation import check_bool, check_choice, check_real
 from snnrl_sb3.neurons import THRESHOLD_FLOOR, PositiveParameter, current_leaky_step, ternary_leaky_step
-from snnrl_sb3.surrogate import Surrogate, make_surrogate, rectangular
+from snnrl_sb3.surrogate import ATan, Surrogate, Trapezoid, make_surrogate, rectangular
 
 __all__ = [
     "MultiStepNeuron",
@@ -56,76 +57,133 @@ def _over_time(matrix: Tensor, x: Tensor) -> Tensor:
     return (matrix @ x.reshape(x.shape[0], -1)).reshape(x.shape)
 
 
+def _surrogate_grad_times(surrogate: Surrogate, mem: Tensor, shift: float, grad: Tensor, *,
+                          mirror: bool = False) -> Tensor:
+    r"""``grad * σ'(mem - shift)`` (``mirror=True``: ``grad * σ'(-shift - mem)``), a fresh tensor.
+
+    The library's own ATan and trapezoid surrogates (both even: :math:`σ'(-z) = σ'(z)`) get
+    in-place formulas of a few passes over the ``[T, B, ...]`` tensors and one allocation;
+    any other surrogate goes through its :meth:`~snnrl_sb3.surrogate.Surrogate.grad`.
+    """
+    kind = type(surrogate)
+    offset = -shift if mirror else shift  # the even surrogates only see mem - offset
+    if kind is ATan:
+        # g σ'(z) = g / (c + c k² z²) with c = 2 / α, k = π α / 2: three passes
+        c = 2.0 / surrogate.alpha
+        ck2 = c * (math.pi / 2 * surrogate.alpha) ** 2
+        out = torch.sub(mem, offset)
+        torch.addcmul(torch.tensor(c, dtype=out.dtype, device=out.device), out, out, value=ck2, out=out)
+        return torch.div(grad, out, out=out)
+    if kind is Trapezoid:
+        out = torch.sub(mem, offset)
+        out.abs_()
+        if surrogate.w1 == surrogate.w2:  # rectangle: h [|z| < w]
+            torch.lt(out, surrogate.w2, out=out)
+            return out.mul_(grad).mul_(surrogate.height)
+        slope = surrogate.height / (surrogate.w2 - surrogate.w1)
+        out.mul_(-slope).add_(surrogate.w2 * slope).clamp_(0.0, surrogate.height)
+        return out.mul_(grad)
+    return grad * surrogate.grad((-shift - mem) if mirror else (mem - shift))
+
+
+def _reverse_discount_(adjoint: Tensor, decay: float) -> Tensor:
+    r"""In place, solve :math:`\delta_t = a_t + \mathrm{decay}\,\delta_{t+1}` backwards over time."""
+    if decay != 0.0 and adjoint.shape[0] > 1:
+        steps = adjoint.unbind(0)
+        for t in range(len(steps) - 2, -1, -1):
+            steps[t].add_(steps[t + 1], alpha=decay)
+    return adjoint
+
+
 class _LeakyKernel(torch.autograd.Function):
-    """Binary/ternary leaky neuron over ``T`` steps (see :func:`ternary_leaky_step`)."""
+    """Binary/ternary leaky neuron over ``T`` steps (see :func:`ternary_leaky_step`).
+
+    Forward, per step: ``U = beta * U + x - reset`` (the reference's op order, so the membranes
+    are bit-identical), then the spike as a comparison written straight into a float buffer
+    (``torch.gt(..., out=float)`` is a single pass; ``(U > θ).float()`` is three). Ternary
+    neurons keep the ``+1`` and ``-1`` indicators in two buffers, so the reset needs no clamp,
+    and take their difference once at the end. Backward: a few in-place passes per threshold
+    (:func:`_surrogate_grad_times`) and an in-place reverse recurrence, so few fresh
+    ``[T, B, ...]`` buffers (each one page-faults under glibc's default allocator settings).
+    """
 
     @staticmethod
     def forward(ctx: Any, x: Tensor, neg_threshold: Tensor | None, beta: float, pos_threshold: float,
                 surrogate: Surrogate) -> Tensor:  # type: ignore[override]
         neg = None if neg_threshold is None else float(neg_threshold)
-        low = None if neg is None else -neg
-        mem = torch.empty_like(x, memory_format=torch.contiguous_format)
-        spikes = torch.empty_like(mem)
-        # sign(U - clamp(U, -θ⁻, θ⁺)) is exactly [U > θ⁺] - [U < -θ⁻], and cheaper than compare+cast
-        for t in range(x.shape[0]):
-            cur = mem[t]
+        mem = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+        spikes = torch.empty_like(mem)  # ternary: the +1 indicator until the end
+        below = None if neg is None else torch.empty_like(mem)  # ternary: the -1 indicator
+        # per-step views made once (unbind) rather than indexed every step
+        mems, ups, xs = mem.unbind(0), spikes.unbind(0), x.unbind(0)
+        downs = None if below is None else below.unbind(0)
+        for t in range(len(xs)):
+            cur = mems[t]
             if t == 0:
-                cur.copy_(x[0])
+                cur.copy_(xs[0])
             else:
-                torch.mul(mem[t - 1], beta, out=cur)
-                cur.add_(x[t])
-                prev_spk = spikes[t - 1]
-                if neg is None:
-                    cur.sub_(prev_spk, alpha=pos_threshold)
-                else:
-                    cur.sub_(prev_spk.clamp(min=0.0), alpha=pos_threshold)
-                    cur.sub_(prev_spk.clamp(max=0.0), alpha=neg)
-            torch.sign(cur - cur.clamp(low, pos_threshold), out=spikes[t])
-        ctx.save_for_backward(mem, neg_threshold)
+                torch.mul(mems[t - 1], beta, out=cur)
+                cur.add_(xs[t])
+                cur.sub_(ups[t - 1], alpha=pos_threshold)  # θ⁺·[0|1] is exact: one rounding
+                if downs is not None:
+                    cur.add_(downs[t - 1], alpha=neg)
+            torch.gt(cur, pos_threshold, out=ups[t])
+            if downs is not None:
+                torch.lt(cur, -neg, out=downs[t])
+        if below is not None:
+            spikes.sub_(below)
+        ctx.save_for_backward(mem, below, neg_threshold)
         ctx.params = (beta, pos_threshold, neg, surrogate)
         return spikes
 
     @staticmethod
     def backward(ctx: Any, grad_spikes: Tensor) -> tuple[Tensor, Tensor | None, None, None, None]:  # type: ignore[override]
-        mem, neg_threshold = ctx.saved_tensors
+        mem, below, neg_threshold = ctx.saved_tensors
         beta, pos_threshold, neg, surrogate = ctx.params
-        local = surrogate.grad(mem - pos_threshold)
-        grad_neg_local = None
-        if neg is not None:
-            grad_neg_local = grad_spikes * surrogate.grad(-neg - mem)
-            adjoint_in = grad_spikes * local + grad_neg_local
-        else:
-            adjoint_in = grad_spikes * local
-        num_steps = mem.shape[0]
-        if beta == 0.0 or num_steps == 1:
-            adjoint = adjoint_in
-        else:
-            adjoint = _over_time(decay_matrix(num_steps, beta, device=mem.device, dtype=mem.dtype,
-                                              transpose=True), adjoint_in)
+        adjoint = _surrogate_grad_times(surrogate, mem, pos_threshold, grad_spikes)
         grad_neg = None
-        if neg_threshold is not None and ctx.needs_input_grad[1]:
+        if neg is not None:
             # d spike_t / d theta- = +sigma'(-theta- - U_t); d U_t / d theta- = [U_{t-1} < -theta-]
-            grad_neg = grad_neg_local.sum() + (adjoint[1:] * (mem[:-1] < -neg)).sum()
+            grad_neg_local = _surrogate_grad_times(surrogate, mem, neg, grad_spikes, mirror=True)
+            adjoint.add_(grad_neg_local)
+            need_neg = neg_threshold is not None and ctx.needs_input_grad[1]
+            if need_neg:
+                grad_neg = grad_neg_local.sum()
+            del grad_neg_local
+        _reverse_discount_(adjoint, beta)
+        if grad_neg is not None:
+            if mem.shape[0] > 1:
+                grad_neg = grad_neg + torch.dot(adjoint[1:].reshape(-1), below[:-1].reshape(-1))
             grad_neg = grad_neg.reshape(neg_threshold.shape)
         return adjoint, grad_neg, None, None, None
 
 
 class _CurrentLeakyKernel(torch.autograd.Function):
-    """Pop-SAN's current-based LIF over ``T`` steps (see :func:`current_leaky_step`)."""
+    """Pop-SAN's current-based LIF over ``T`` steps (see :func:`current_leaky_step`).
+
+    Backward folds the two paths from ``V_t`` to ``V_{t+1}`` (leak and the non-detached reset)
+    into one factor :math:`c_t = d_v (1 - S_t - V_t σ'_t)`, so the reverse loop is a single
+    ``addcmul`` per step: :math:`\\delta_t = g_t σ'_t + c_t \\delta_{t+1}`.
+    """
 
     @staticmethod
     def forward(ctx: Any, x: Tensor, current_decay: float, volt_decay: float, threshold: float,
                 surrogate: Surrogate) -> Tensor:  # type: ignore[override]
-        volt = torch.empty_like(x)
-        spikes = torch.empty_like(x)
-        current = x[0].clone()
-        volt[0] = current
-        spikes[0] = volt[0] > threshold
-        for t in range(1, x.shape[0]):
-            current.mul_(current_decay).add_(x[t])
-            torch.mul(volt[t - 1], volt_decay, out=volt[t])
-            volt[t].mul_(1.0 - spikes[t - 1]).add_(current)
-            spikes[t] = volt[t] > threshold
+        volt = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+        spikes = torch.empty_like(volt)
+        volts, spks, xs = volt.unbind(0), spikes.unbind(0), x.unbind(0)
+        current = xs[0].clone(memory_format=torch.contiguous_format)
+        keep = torch.empty_like(current)  # 1 - S_{t-1}
+        for t in range(len(xs)):
+            cur = volts[t]
+            if t == 0:
+                cur.copy_(current)
+            else:
+                current.mul_(current_decay).add_(xs[t])
+                torch.mul(volts[t - 1], volt_decay, out=cur)
+                cur.mul_(keep).add_(current)
+            torch.gt(cur, threshold, out=spks[t])
+            torch.le(cur, threshold, out=keep)  # 1 - S_t (a NaN membrane stays NaN either way)
         ctx.save_for_backward(volt, spikes)
         ctx.params = (current_decay, volt_decay, threshold, surrogate)
         return spikes
@@ -134,18 +192,17 @@ class _CurrentLeakyKernel(torch.autograd.Function):
     def backward(ctx: Any, grad_spikes: Tensor) -> tuple[Tensor, None, None, None, None]:  # type: ignore[override]
         volt, spikes = ctx.saved_tensors
         current_decay, volt_decay, threshold, surrogate = ctx.params
-        local = surrogate.grad(volt - threshold)
-        keep = (1.0 - spikes) * volt_decay  # dV_{t+1}/dV_t
-        through_reset = volt * -volt_decay  # dV_{t+1}/dS_t
-        grad_volt = torch.empty_like(volt)
-        grad_volt[-1] = grad_spikes[-1] * local[-1]
-        for t in range(volt.shape[0] - 2, -1, -1):
-            nxt = grad_volt[t + 1]
-            grad_volt[t] = (grad_spikes[t] + nxt * through_reset[t]) * local[t] + nxt * keep[t]
+        # σ'_t and g_t σ'_t, both [T, B, ...]
+        local = _surrogate_grad_times(surrogate, volt, threshold, torch.ones((), dtype=volt.dtype,
+                                                                           device=volt.device))
+        adjoint = torch.mul(grad_spikes, local)
+        # c_t = dV_{t+1}/dV_t = d_v (1 - S_t - V_t σ'_t), into `local`
+        local.mul_(volt).add_(spikes).sub_(1.0).mul_(-volt_decay)
+        steps, factors = adjoint.unbind(0), local.unbind(0)
+        for t in range(len(steps) - 2, -1, -1):
+            steps[t].addcmul_(steps[t + 1], factors[t])
         # the current is a linear leaky trace of the input: reverse-discount the voltage adjoint
-        grad_x = _over_time(decay_matrix(volt.shape[0], current_decay, device=volt.device, dtype=volt.dtype,
-                                         transpose=True), grad_volt)
-        return grad_x, None, None, None, None
+        return _reverse_discount_(adjoint, current_decay), None, None, None, None
 
 
 class MultiStepNeuron(nn.Module):

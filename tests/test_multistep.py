@@ -1,5 +1,7 @@
 import copy
 import pickle
+import subprocess
+import sys
 
 import pytest
 import snntorch as snn
@@ -9,6 +11,7 @@ from snnrl_sb3 import BernoulliEncoder, MultiStepCurrentLeaky, MultiStepLeaky, R
 from snnrl_sb3.body import spiking_nature_cnn
 from snnrl_sb3.coding import make_encoder
 from snnrl_sb3.multistep import decay_matrix
+from snnrl_sb3.surrogate import Surrogate
 
 NEURON_CASES = [
     ("lif", dict(beta=0.8)),
@@ -180,3 +183,130 @@ def test_network_gradients_match_step_by_step_reference():
 def test_validation_errors(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+# --- fused kernels: surrogate fast paths, exact membranes, benchmark baseline -------------------
+
+class _Skewed(Surrogate):
+    """A surrogate that is not even, σ'(-z) != σ'(z): exercises the kernels' generic path."""
+
+    def grad(self, x):
+        s = torch.sigmoid(3.0 * x + 0.5)
+        return 3.0 * s * (1 - s)
+
+    def spec(self):
+        return {"name": "skewed"}
+
+
+FAST_PATH_CASES = [
+    ("lif", dict(beta=0.7, surrogate="atan", surrogate_kwargs={"alpha": 3.5})),
+    ("lif", dict(beta=0.9, surrogate="rectangular", surrogate_kwargs={"width": 0.4})),
+    ("lif", dict(beta=0.9, surrogate="sigmoid")),
+    ("lif", dict(beta=0.9, surrogate="straight_through")),
+    ("ternary", dict(beta=0.9, neg_threshold=1.3, surrogate="trapezoid")),
+    ("ternary", dict(beta=0.6, neg_threshold=0.8, surrogate="rectangular")),
+    ("ternary", dict(beta=0.9, neg_threshold=1.5, learn_neg_threshold=False)),
+    ("symmetric_ternary", dict(beta=0.8)),
+    ("current_lif", dict(surrogate="atan")),
+    ("current_lif", dict(current_decay=0.0, volt_decay=1.0, surrogate="triangular")),
+]
+
+
+@pytest.mark.parametrize("kind,params", FAST_PATH_CASES + [("ternary", dict(beta=0.85)), ("current_lif", dict())])
+@pytest.mark.parametrize("steps", [1, 2, 8])
+def test_kernel_surrogate_paths_match_reference(kind, params, steps):
+    torch.manual_seed(10 + steps)
+    neuron = make_neuron(kind, **params)
+    x = (torch.randn(steps, 5, 3, 7) * 1.5).requires_grad_()  # extra feature dims
+    fast, ref = neuron(x), neuron.reference(x)
+    assert torch.equal(fast, ref)
+    weights = torch.randn_like(ref)
+    inputs = [x] + [p for p in neuron.parameters() if p.requires_grad]
+    g_fast = torch.autograd.grad((fast * weights).sum(), inputs)
+    g_ref = torch.autograd.grad((ref * weights).sum(), inputs)
+    for a, b in zip(g_fast, g_ref):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["lif", "ternary"])
+def test_kernel_with_non_even_custom_surrogate(kind):
+    torch.manual_seed(3)
+    neuron = make_neuron(kind, surrogate=_Skewed())
+    x = (torch.randn(6, 4, 9) * 1.5).requires_grad_()
+    fast, ref = neuron(x), neuron.reference(x)
+    assert torch.equal(fast, ref)
+    inputs = [x] + [p for p in neuron.parameters() if p.requires_grad]
+    for a, b in zip(torch.autograd.grad(fast.sum(), inputs), torch.autograd.grad(ref.sum(), inputs)):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind,params", [("lif", dict(beta=0.8)), ("ternary", dict(beta=0.9, neg_threshold=0.9)),
+                                         ("symmetric_ternary", dict(beta=0.95))])
+def test_kernel_membranes_are_bit_identical_to_step_function(kind, params):
+    from snnrl_sb3.neurons import ternary_leaky_step
+
+    torch.manual_seed(5)
+    neuron = make_neuron(kind, **params)
+    x = (torch.randn(25, 8, 64) * 1.5).requires_grad_()
+    mem_kernel = neuron(x).grad_fn.saved_tensors[0]
+    mem, expected = torch.zeros_like(x[0]), []
+    with torch.no_grad():
+        for t in range(x.shape[0]):
+            _, mem = ternary_leaky_step(x[t], mem, neuron.beta, neuron.threshold, neuron.neg_threshold,
+                                        neuron.surrogate)
+            expected.append(mem)
+    assert torch.equal(mem_kernel, torch.stack(expected))
+
+
+def test_current_kernel_membranes_are_bit_identical_to_step_function():
+    from snnrl_sb3.neurons import current_leaky_step
+
+    torch.manual_seed(6)
+    neuron = make_neuron("current_lif")
+    x = (torch.randn(12, 8, 40) * 0.8).requires_grad_()
+    volt_kernel = neuron(x).grad_fn.saved_tensors[0]
+    current = volt = spike = torch.zeros_like(x[0])
+    expected = []
+    with torch.no_grad():
+        for t in range(x.shape[0]):
+            spike, current, volt = current_leaky_step(x[t], current, volt, spike, neuron.current_decay,
+                                                      neuron.volt_decay, neuron.threshold, neuron.surrogate)
+            expected.append(volt)
+    assert torch.equal(volt_kernel, torch.stack(expected))
+
+
+def test_kernel_double_backward_call_with_retained_graph_is_stable():
+    neuron = make_neuron("ternary")
+    x = (torch.randn(5, 3, 8) * 2).requires_grad_()
+    out = neuron(x)
+    (g1,) = torch.autograd.grad(out.sum(), x, retain_graph=True)
+    (g2,) = torch.autograd.grad(out.sum(), x)
+    assert torch.equal(g1, g2)  # backward must not modify saved tensors in place
+
+
+def test_naive_benchmark_baseline_computes_the_same_function_as_spiking_mlp():
+    from snnrl_sb3.benchmarks.core import NaiveSnnTorchMLP
+
+    torch.manual_seed(0)
+    naive = NaiveSnnTorchMLP([4, 32, 32, 3], num_steps=6)
+    net = spiking_mlp(4, [32, 32], 3, num_steps=6, neuron="lif", readout="membrane_max")
+    with torch.no_grad():
+        for dst, src in zip([net.layers[0], net.layers[2], net.readout.linear], naive.fcs):
+            dst.weight.copy_(src.weight)
+            dst.bias.copy_(src.bias)
+    x = torch.randn(16, 4) * 3
+    torch.testing.assert_close(net(x), naive(x), rtol=1e-5, atol=1e-5)
+
+
+def test_timing_helpers():
+    from snnrl_sb3.benchmarks._timing import time_calls
+
+    t = time_calls({"a": lambda: None, "b": lambda: sum(range(100))}, rounds=2, min_seconds=0.003, warmup=1,
+                   stat="min")
+    assert set(t) == {"a", "b"} and all(v > 0 for v in t.values())
+    with pytest.raises(ValueError, match="stat"):
+        time_calls({"a": lambda: None}, stat="mean")
+    # process-wide: run it in a fresh interpreter, not in the test session
+    code = "from snnrl_sb3.benchmarks._timing import tune_allocator; print(tune_allocator())"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() in {"True", "False"}

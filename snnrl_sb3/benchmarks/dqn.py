@@ -1,0 +1,190 @@
+"""DQN benchmark: gradient-step time and acting latency of the spiking Q-network, as ratios.
+
+Run ``python -m snnrl_sb3.benchmarks.dqn``. In one process, with interleaved rounds
+(:func:`~snnrl_sb3.benchmarks._timing.time_calls`), it times:
+
+* the **DQN gradient step** (SB3's ``DQN.train`` body on a fixed batch: target-network forward
+  without grad, online forward, Huber loss, backward, grad clipping, Adam) for CartPole's shape
+  (4 inputs, 2 actions, ``net_arch=[256, 256]``, batch 64, T = 8);
+* the **acting latency**: ``policy.predict(obs, deterministic=True)`` for one observation (what
+  ``DQN.predict`` and ``evaluate_policy`` call per step), and the bare network forward;
+
+for SB3's ANN ``MlpPolicy`` (the unit), a naive snnTorch per-step loop (every layer called at
+every step, ``snn.Leaky``, membrane-max read-out), and :class:`~snnrl_sb3.SpikingQPolicy` with
+binary LIF and asymmetric ternary neurons. Then the same gradient step for the Atari NatureCNN
+(4x84x84, batch 32) against SB3's ``CnnPolicy``, at T = 8 and T = 20 (``--skip-atari`` to skip).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Callable
+
+import numpy as np
+import snntorch as snn
+import torch
+import torch.nn.functional as F
+from gymnasium import spaces
+from stable_baselines3.dqn.policies import CnnPolicy, DQNPolicy
+from torch import nn
+
+from snnrl_sb3.benchmarks._timing import print_table, time_calls
+from snnrl_sb3.dqn import SpikingQPolicy
+from snnrl_sb3.surrogate import atan
+
+
+class NaiveSnnTorchQNet(nn.Module):
+    """Textbook snnTorch Q-network: every layer at every step, then max of the output membrane."""
+
+    def __init__(self, sizes: list[int], num_steps: int, beta: float = 0.9) -> None:
+        super().__init__()
+        self.num_steps, self.beta = num_steps, beta
+        self.fcs = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.lifs = nn.ModuleList(snn.Leaky(beta=beta, spike_grad=atan()) for _ in sizes[1:-1])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mems = [torch.zeros(()) for _ in self.lifs]
+        out_mem = torch.zeros(())
+        best = None
+        for _ in range(self.num_steps):
+            h = x
+            for i, lif in enumerate(self.lifs):
+                h, mems[i] = lif(self.fcs[i](h), mems[i])
+            out_mem = self.beta * out_mem + self.fcs[-1](h)
+            best = out_mem if best is None else torch.maximum(best, out_mem)
+        return best
+
+
+def dqn_step(q_net: nn.Module, target: nn.Module, optimizer: torch.optim.Optimizer,
+             batch: tuple[torch.Tensor, ...], gamma: float = 0.99) -> Callable[[], None]:
+    """SB3 ``DQN.train``'s body for one gradient step on a fixed batch."""
+    obs, actions, next_obs, rewards, dones = batch
+    params = list(q_net.parameters())
+
+    def step() -> None:
+        with torch.no_grad():
+            next_q = target(next_obs).max(dim=1)[0].reshape(-1, 1)
+            target_q = rewards + (1 - dones) * gamma * next_q
+        current = torch.gather(q_net(obs), dim=1, index=actions.long())
+        loss = F.smooth_l1_loss(current, target_q)
+        optimizer.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(params, 10.0)
+        optimizer.step()
+
+    return step
+
+
+def make_batch(obs_space: spaces.Box, n_actions: int, batch: int) -> tuple[torch.Tensor, ...]:
+    rng = np.random.default_rng(0)
+    if obs_space.dtype == np.uint8:
+        obs, next_obs = (torch.as_tensor(rng.integers(0, 256, (batch, *obs_space.shape), dtype=np.uint8))
+                         for _ in range(2))
+    else:
+        obs, next_obs = (torch.as_tensor(rng.normal(size=(batch, *obs_space.shape)).astype(np.float32))
+                         for _ in range(2))
+    actions = torch.as_tensor(rng.integers(0, n_actions, (batch, 1)))
+    rewards = torch.ones(batch, 1)
+    dones = torch.zeros(batch, 1)
+    return obs, actions, next_obs, rewards, dones
+
+
+def policy_step(policy: DQNPolicy, batch: tuple[torch.Tensor, ...]) -> Callable[[], None]:
+    policy.set_training_mode(True)
+    return dqn_step(policy.q_net, policy.q_net_target, policy.optimizer, batch)
+
+
+def naive_step(sizes: list[int], num_steps: int, batch: tuple[torch.Tensor, ...]) -> tuple[Callable[[], None], nn.Module]:
+    net, target = NaiveSnnTorchQNet(sizes, num_steps), NaiveSnnTorchQNet(sizes, num_steps)
+    target.load_state_dict(net.state_dict())
+    return dqn_step(net, target, torch.optim.Adam(net.parameters(), lr=1e-3), batch), net
+
+
+def lr(_: float) -> float:
+    return 1e-3
+
+
+def cartpole(args: argparse.Namespace) -> None:
+    obs_space, act_space = spaces.Box(-np.inf, np.inf, (4,), np.float32), spaces.Discrete(2)
+    arch, steps = [256, 256], args.num_steps
+    batch = make_batch(obs_space, 2, args.batch)
+    ann = DQNPolicy(obs_space, act_space, lr, net_arch=arch)
+    lif = SpikingQPolicy(obs_space, act_space, lr, net_arch=arch, num_steps=steps, neuron="lif")
+    ternary = SpikingQPolicy(obs_space, act_space, lr, net_arch=arch, num_steps=steps, neuron="ternary")
+    naive, naive_net = naive_step([4, *arch, 2], steps, batch)
+    train = time_calls({"ann": policy_step(ann, batch), "naive": naive, "lif": policy_step(lif, batch),
+                        "ternary": policy_step(ternary, batch)}, rounds=args.rounds)
+
+    one = np.random.default_rng(1).normal(size=(4,)).astype(np.float32)
+    one_t = torch.as_tensor(one)[None]
+    for p in (ann, lif, ternary):
+        p.set_training_mode(False)
+
+    def bare(net: nn.Module) -> Callable[[], object]:
+        def call() -> object:
+            with torch.no_grad():
+                return net(one_t)
+        return call
+
+    act = time_calls({
+        "ann": lambda: ann.predict(one, deterministic=True), "lif": lambda: lif.predict(one, deterministic=True),
+        "ternary": lambda: ternary.predict(one, deterministic=True),
+        "naive": lambda: bare(naive_net)().argmax(1),
+    }, rounds=args.rounds)
+    fwd = time_calls({"ann": bare(ann.q_net), "naive": bare(naive_net), "lif": bare(lif.q_net),
+                      "ternary": bare(ternary.q_net)}, rounds=args.rounds)
+
+    print(f"\nCartPole shape (4-256-256-2), T={steps}, {torch.get_num_threads()} thread(s); ratios to SB3 MlpPolicy")
+    rows = []
+    for name, label in (("naive", "naive snnTorch loop"), ("lif", "SpikingQPolicy lif"),
+                        ("ternary", "SpikingQPolicy ternary")):
+        rows.append([label, f"{train[name] / train['ann']:.2f}x", f"{train['naive'] / train[name]:.1f}x",
+                     f"{act[name] / act['ann']:.2f}x" if name != "naive" else "-",
+                     f"{fwd[name] / fwd['ann']:.2f}x"])
+    rows.append(["SB3 MlpPolicy (unit)", f"{train['ann'] * 1e6:.0f} µs", "-", f"{act['ann'] * 1e6:.0f} µs",
+                 f"{fwd['ann'] * 1e6:.0f} µs"])
+    print_table([f"batch {args.batch} grad step / batch-1 acting", "grad step", "faster than naive",
+                 "predict()", "bare forward"], rows)
+
+
+def atari(args: argparse.Namespace) -> None:
+    obs_space, act_space = spaces.Box(0, 255, (4, 84, 84), np.uint8), spaces.Discrete(4)
+    batch = make_batch(obs_space, 4, 32)
+    rows = []
+    for steps in (8, 20):
+        ann = CnnPolicy(obs_space, act_space, lr)
+        cands = {"ann": policy_step(ann, batch)}
+        for enc in ("direct", "bernoulli"):
+            pol = SpikingQPolicy(obs_space, act_space, lr, num_steps=steps, encoder=enc,
+                                 decoder="spike_count" if enc == "bernoulli" else "membrane_max")
+            cands[enc] = policy_step(pol, batch)
+        t = time_calls(cands, rounds=max(3, args.rounds // 2), min_seconds=0.3, warmup=2)
+        rows.append([str(steps), f"{t['ann'] * 1e3:.1f} ms", f"{t['direct'] / t['ann']:.1f}x",
+                     f"{t['bernoulli'] / t['ann']:.1f}x"])
+    print(f"\nAtari NatureCNN (4x84x84, 4 actions), batch 32 grad step, ternary; ratios to SB3 CnnPolicy")
+    print_table(["T", "SB3 CnnPolicy", "spiking direct", "spiking bernoulli (seed 000)"], rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--num-steps", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: stable ratios on shared CPUs)")
+    parser.add_argument("--skip-atari", action="store_true")
+    args = parser.parse_args()
+    try:
+        from snnrl_sb3.utils import tune_allocator  # type: ignore[attr-defined]
+
+        tune_allocator()
+    except ImportError:
+        pass
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    cartpole(args)
+    if not args.skip_atari:
+        atari(args)
+
+
+if __name__ == "__main__":
+    main()
