@@ -44,3 +44,31 @@ __all__ = [
     "trapezoid",
     "triangular",
 ]
+
+# --- population-coded spiking actors for TD3 / DDPG / SAC (Pop-SAN, MDC-SAN) ---
+from snnrl_sb3.dynamic import MultiStepDynamic  # noqa: E402
+from snnrl_sb3.population import PopulationDecoder, PopulationEncoder  # noqa: E402
+from snnrl_sb3.td3 import PopSpikingSACPolicy, PopSpikingTD3Policy  # noqa: E402
+
+__all__ += ["MultiStepDynamic", "PopulationDecoder", "PopulationEncoder", "PopSpikingSACPolicy", "PopSpikingTD3Policy"]
+
+# --- spiking Q-networks for stock SB3 DQN / sb3-contrib QR-DQN ---
+from snnrl_sb3.dqn import (  # noqa: E402
+    SpikingCnnQPolicy,
+    SpikingCnnQRDQNPolicy,
+    SpikingQNetwork,
+    SpikingQPolicy,
+    SpikingQRDQNPolicy,
+    SpikingQuantileNetwork,
+)
+
+__all__ += ["SpikingCnnQPolicy", "SpikingCnnQRDQNPolicy", "SpikingQNetwork", "SpikingQPolicy",
+            "SpikingQRDQNPolicy", "SpikingQuantileNetwork"]
+
+# --- conversion, spike statistics, energy, NIR export ---
+from snnrl_sb3.conversion import convert_dqn  # noqa: E402
+from snnrl_sb3.energy import estimate_energy  # noqa: E402
+from snnrl_sb3.nir_export import export_nir  # noqa: E402
+from snnrl_sb3.stats import SpikeStatsCallback  # noqa: E402
+
+__all__ += ["SpikeStatsCallback", "convert_dqn", "estimate_energy", "export_nir"]

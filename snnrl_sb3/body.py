@@ -17,7 +17,12 @@ from snnrl_sb3._validation import check_int
 from snnrl_sb3.coding import DirectEncoder, Encoder, Readout
 from snnrl_sb3.multistep import MultiStepNeuron, make_neuron
 
-__all__ = ["SpikingNetwork", "spiking_mlp", "spiking_nature_cnn"]
+__all__ = ["SpikingNetwork", "spiking_mlp", "spiking_nature_cnn", "spiking_conv_net", "spiking_minatar_cnn",
+           "NATURE_CNN_ARCH", "MINATAR_CNN_ARCH"]
+
+#: ``conv_arch`` of the NatureCNN (Mnih et al., 2015) and of the MinAtar DQN (Young & Tian, 2019).
+NATURE_CNN_ARCH = ((32, 8, 4), (64, 4, 2), (64, 3, 1))
+MINATAR_CNN_ARCH = ((16, 3, 1),)
 
 
 class SpikingNetwork(nn.Module):
@@ -91,16 +96,60 @@ def spiking_nature_cnn(in_channels: int, image_size: tuple[int, int], features_d
                        encoder: Encoder | None = None) -> SpikingNetwork:
     """NatureCNN-shaped spiking body (3 conv + FC ``features_dim``) and a read-out: the DQN of
     seeds 000/002/003 with spiking neurons after every synaptic layer."""
+    return spiking_conv_net(in_channels, image_size, NATURE_CNN_ARCH, [features_dim], out_features,
+                            num_steps=num_steps, neuron=neuron, neuron_kwargs=neuron_kwargs, readout=readout,
+                            readout_beta=readout_beta, encoder=encoder)
+
+
+def spiking_conv_net(in_channels: int, image_size: tuple[int, int], conv_arch: Sequence[Sequence[int]],
+                     net_arch: Sequence[int], out_features: int | None, *, num_steps: int = 8,
+                     neuron: str = "ternary", neuron_kwargs: dict[str, Any] | None = None,
+                     readout: str = "membrane_max", readout_beta: float = 0.9,
+                     encoder: Encoder | None = None) -> SpikingNetwork:
+    """A spiking convolutional body: ``Conv2d -> neuron`` per ``(channels, kernel, stride)`` entry of
+    ``conv_arch``, flatten, ``Linear -> neuron`` per entry of ``net_arch``, then a :class:`Readout`
+    (``out_features=None``: no read-out).
+
+    ``conv_arch=[(32, 8, 4), (64, 4, 2), (64, 3, 1)], net_arch=[512]`` is the NatureCNN DQN;
+    ``conv_arch=[(16, 3, 1)], net_arch=[128]`` is the MinAtar DQN (Young & Tian, 2019)."""
     import torch
 
-    convs = [nn.Conv2d(in_channels, 32, 8, stride=4), nn.Conv2d(32, 64, 4, stride=2), nn.Conv2d(64, 64, 3, stride=1)]
+    check_int("in_channels", in_channels, low=1)
+    if not conv_arch:
+        raise ValueError("conv_arch must have at least one convolution")
+    convs: list[nn.Module] = []
+    channels = in_channels
+    for i, spec in enumerate(conv_arch):
+        if len(spec) != 3:
+            raise ValueError(f"conv_arch[{i}] must be (out_channels, kernel_size, stride), got {spec!r}")
+        out, kernel, stride = (check_int(f"conv_arch[{i}][{j}]", v, low=1) for j, v in enumerate(spec))
+        convs.append(nn.Conv2d(channels, out, kernel, stride=stride))
+        channels = out
     with torch.no_grad():
         probe = torch.zeros(1, in_channels, *image_size)
         for conv in convs:
+            if min(probe.shape[-2:]) < conv.kernel_size[0]:
+                raise ValueError(f"image size {tuple(image_size)} is too small for conv_arch {list(conv_arch)}")
             probe = conv(probe)
     layers: list[nn.Module] = []
     for conv in convs:
         layers += [conv, _neuron(neuron, neuron_kwargs)]
-    layers += [nn.Flatten(), nn.Linear(probe.numel(), features_dim), _neuron(neuron, neuron_kwargs)]
-    head = None if out_features is None else Readout(features_dim, out_features, readout, readout_beta)
+    layers.append(nn.Flatten())
+    width = probe.numel()
+    for i, hidden in enumerate(net_arch):
+        check_int(f"net_arch[{i}]", hidden, low=1)
+        layers += [nn.Linear(width, hidden), _neuron(neuron, neuron_kwargs)]
+        width = hidden
+    head = None if out_features is None else Readout(width, out_features, readout, readout_beta)
     return SpikingNetwork(layers, head, num_steps, encoder)
+
+
+
+
+def spiking_minatar_cnn(in_channels: int, image_size: tuple[int, int] = (10, 10), out_features: int | None = None,
+                        **kwargs: Any) -> SpikingNetwork:
+    """The MinAtar DQN body (conv 16@3x3 stride 1 -> FC 128) with spiking neurons; ``kwargs`` as
+    :func:`spiking_conv_net`."""
+    kwargs.setdefault("net_arch", [128])
+    return spiking_conv_net(in_channels, image_size, MINATAR_CNN_ARCH, out_features=out_features, **kwargs)
+

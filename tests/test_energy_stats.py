@@ -59,3 +59,34 @@ def test_record_spikes_leaves_no_hooks():
     with record_spikes(net):
         pass
     assert all(not m._forward_hooks for m in net.modules())
+
+
+def test_spike_stats_callback_logs_short_keys_through_sb3_logger(tmp_path):
+    import csv
+
+    from stable_baselines3 import DQN
+    from stable_baselines3.common.logger import configure
+
+    from snnrl_sb3 import SpikeStatsCallback, SpikingQPolicy
+
+    model = DQN(SpikingQPolicy, "CartPole-v1", learning_starts=50, train_freq=50, buffer_size=1000,
+                policy_kwargs=dict(net_arch=[16, 16], num_steps=4), seed=0)
+    model.set_logger(configure(str(tmp_path), ["csv"]))
+    callback = SpikeStatsCallback(log_freq=100, batch_size=32)
+    model.learn(300, callback=callback, log_interval=1)
+    with open(tmp_path / "progress.csv") as f:
+        header = next(csv.reader(f))
+    keys = {k for k in header if k.startswith("spikes/")}
+    for layer in ("L0", "L1"):
+        for stat in ("pos_rate", "neg_rate", "rate", "dead", "saturated", "neg_thr"):
+            assert f"spikes/q_net/{layer}/{stat}" in keys
+    assert all(len(k) <= 36 for k in keys)
+    values = callback.collect()
+    assert 0.0 <= values["spikes/q_net/L0/rate"] <= 1.0 and values["spikes/q_net/L0/neg_thr"] > 0
+
+
+def test_spike_stats_callback_validates_arguments():
+    from snnrl_sb3 import SpikeStatsCallback
+
+    with pytest.raises(ValueError, match="log_freq must be >= 1"):
+        SpikeStatsCallback(log_freq=0)

@@ -1,0 +1,176 @@
+"""TD3 with a Pop-SAN spiking actor on Pendulum-v1 (rl-zoo3's TD3 Pendulum settings).
+
+    python examples/td3_pendulum.py                          # spiking actor, 20k steps
+    python examples/td3_pendulum.py --surrogate trapezoid    # one-word surrogate switch
+    python examples/td3_pendulum.py --ann                    # SB3's ANN actor, same settings
+    python examples/td3_pendulum.py --help
+
+Settings (rl-zoo3 ``td3.yml``, Pendulum-v1): 20k steps, gamma 0.98, buffer 200k, 10k random
+steps first, Gaussian action noise 0.1, lr 1e-3, one gradient step per env step, critic
+``[400, 300]``. The raw environment (no normalisation): the receptive fields spread over the
+observation bounds. Every ``--eval-freq`` steps the deterministic policy is evaluated on
+``--eval-episodes`` episodes; the best mean is reported (and written to ``--results``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+import torch
+from stable_baselines3 import TD3
+from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.noise import NormalActionNoise
+
+from snnrl_sb3 import PopSpikingTD3Policy
+
+
+@dataclass
+class Args:
+    env_id: str = "Pendulum-v1"
+    """gymnasium environment id"""
+    steps: int = 20_000
+    """environment steps"""
+    seed: int = 0
+    """random seed"""
+    ann: bool = False
+    """train SB3's ANN actor (MlpPolicy) instead of the spiking one"""
+    neuron: str = "current_lif"
+    """hidden neuron: current_lif (Pop-SAN), dynamic (MDC-SAN), ternary, lif, symmetric_ternary"""
+    surrogate: str = "rectangular"
+    """surrogate gradient: rectangular (Pop-SAN), triangular, trapezoid, atan, ..."""
+    surrogate_kwargs: str = "{}"
+    """surrogate parameters as JSON, e.g. '{"w1": 0.2, "w2": 0.6}'"""
+    pop_dim: int = 10
+    """population neurons per observation / action dimension"""
+    num_steps: int = 5
+    """spiking simulation steps T per action"""
+    actor_arch: str = "400,300"
+    """hidden layers of the actor"""
+    critic_arch: str = "400,300"
+    """hidden layers of the critic"""
+    learning_rate: float = 1e-3
+    """critic learning rate"""
+    actor_lr_ratio: float = 1.0
+    """actor learning rate / critic learning rate"""
+    learning_starts: int = 10_000
+    """random steps before learning"""
+    batch_size: int = 256
+    """minibatch size"""
+    gamma: float = 0.98
+    """discount"""
+    noise_std: float = 0.1
+    """Gaussian exploration noise"""
+    eval_freq: int = 1000
+    """evaluate every this many steps (0: only at the end)"""
+    eval_episodes: int = 10
+    """episodes per evaluation"""
+    threads: int = 1
+    """torch CPU threads"""
+    progress_bar: bool = True
+    """show a progress bar"""
+    results: str = ""
+    """write a JSON summary here"""
+    save: str = ""
+    """save the trained model here (zip)"""
+
+
+def parse_args(argv: list[str] | None = None) -> Args:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    docs = _field_docs(Args)
+    for field in dataclasses.fields(Args):
+        flag = "--" + field.name.replace("_", "-")
+        if field.type in (bool, "bool"):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=field.default,
+                                help=docs.get(field.name, ""))
+        else:
+            kind = {"int": int, "float": float, "str": str}[field.type if isinstance(field.type, str)
+                                                           else field.type.__name__]
+            parser.add_argument(flag, type=kind, default=field.default,
+                                help=f"{docs.get(field.name, '')} (default: {field.default})")
+    return Args(**vars(parser.parse_args(argv)))
+
+
+def _field_docs(cls: type) -> dict[str, str]:
+    """The string literal under each dataclass field (CleanRL/tyro style)."""
+    import ast
+    import inspect
+
+    docs, last = {}, None
+    for node in ast.parse(inspect.getsource(cls)).body[0].body:  # type: ignore[attr-defined]
+        if isinstance(node, ast.AnnAssign):
+            last = node.target.id  # type: ignore[attr-defined]
+        elif isinstance(node, ast.Expr) and isinstance(getattr(node, "value", None), ast.Constant) and last:
+            docs[last] = str(node.value.value)
+            last = None
+    return docs
+
+
+class _Curve(BaseCallback):
+    """Called by EvalCallback after every evaluation: records (timesteps, mean return)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.points: list[list[float]] = []
+
+    def _on_step(self) -> bool:
+        self.points.append([int(self.parent.num_timesteps), float(self.parent.last_mean_reward)])
+        return True
+
+
+def _arch(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    env = gym.make(args.env_id)
+    eval_env = Monitor(gym.make(args.env_id))
+    n_actions = env.action_space.shape[0]
+    noise = NormalActionNoise(np.zeros(n_actions), args.noise_std * np.ones(n_actions))
+    net_arch = dict(pi=_arch(args.actor_arch), qf=_arch(args.critic_arch))
+    if args.ann:
+        policy, policy_kwargs = "MlpPolicy", dict(net_arch=net_arch)
+    else:
+        policy = PopSpikingTD3Policy
+        policy_kwargs = dict(net_arch=net_arch, neuron=args.neuron, surrogate=args.surrogate,
+                             surrogate_kwargs=json.loads(args.surrogate_kwargs) or None, pop_dim=args.pop_dim,
+                             num_steps=args.num_steps, actor_lr_ratio=args.actor_lr_ratio)
+    model = TD3(policy, env, learning_rate=args.learning_rate, buffer_size=200_000,
+                learning_starts=min(args.learning_starts, args.steps), batch_size=args.batch_size, gamma=args.gamma,
+                train_freq=1, gradient_steps=1, action_noise=noise, policy_kwargs=policy_kwargs, seed=args.seed,
+                verbose=0)
+    eval_freq = args.eval_freq if args.eval_freq > 0 else args.steps
+    curve = _Curve()
+    callback = EvalCallback(eval_env, n_eval_episodes=args.eval_episodes, eval_freq=eval_freq, deterministic=True,
+                            callback_after_eval=curve, verbose=0)
+    start = time.perf_counter()
+    model.learn(args.steps, callback=callback, progress_bar=args.progress_bar)
+    seconds = time.perf_counter() - start
+    final, final_std = evaluate_policy(model, eval_env, n_eval_episodes=args.eval_episodes, deterministic=True)
+    label = "ANN" if args.ann else f"{args.neuron}/{args.surrogate}"
+    best = max([float(final)] + [r for _, r in curve.points])
+    summary = dict(args=dataclasses.asdict(args), label=label, best_eval_mean=best,
+                   final_eval_mean=float(final), final_eval_std=float(final_std), curve=curve.points,
+                   seconds=seconds, steps_per_second=args.steps / seconds)
+    print(f"{label} TD3 {args.env_id} seed {args.seed}: best eval mean "
+          f"{summary['best_eval_mean']:.1f}, final {final:.1f} +/- {final_std:.1f}, "
+          f"{summary['steps_per_second']:.0f} steps/s")
+    if args.results:
+        with open(args.results, "w") as fh:
+            json.dump(summary, fh, indent=1)
+    if args.save:
+        model.save(args.save)
+    return summary
+
+
+if __name__ == "__main__":
+    main()
