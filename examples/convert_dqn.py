@@ -15,7 +15,6 @@ import os
 import time
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from stable_baselines3 import DQN
 from stable_baselines3.common.callbacks import EvalCallback
@@ -82,7 +81,7 @@ def main() -> None:
     ann_return, _ = evaluate_policy(ann, env, n_eval_episodes=args.eval_episodes)
     observations = collect_observations(ann, env, args.calibration_steps, seed=args.seed)
     print(f"ANN return {ann_return:.1f}")
-    print(f"| T | SNN return | SNN / ANN | action agreement |\n|---|---|---|---|")
+    print("| T | SNN return | SNN / ANN | action agreement |\n|---|---|---|---|")
     returns = []
     for steps in args.num_steps:
         snn = convert_dqn(ann, observations=observations, num_steps=steps, neuron=args.neuron,

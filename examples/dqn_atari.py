@@ -11,11 +11,11 @@ neurons, Bernoulli rate-coded pixels, T = 20, spike-count read-out.
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import json
 import time
 from dataclasses import dataclass
+
+from snnrl_sb3.cli import parse_args
 
 
 @dataclass
@@ -61,22 +61,8 @@ HELP = {
 }
 
 
-def parse_args(cls: type = Args) -> Args:
-    """CleanRL-style: every dataclass field becomes a ``--flag``."""
-    parser = argparse.ArgumentParser(description=(cls.__doc__ or "").strip(),
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    for f in dataclasses.fields(cls):
-        flag = "--" + f.name.replace("_", "-")
-        if isinstance(f.default, bool):
-            parser.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"), default=f.default,
-                                metavar="BOOL", help=HELP.get(f.name, " "))
-        else:
-            parser.add_argument(flag, type=type(f.default), default=f.default, help=HELP.get(f.name, " "))
-    return cls(**vars(parser.parse_args()))
-
-
 def main() -> None:
-    args = parse_args()
+    args = parse_args(Args, helps=HELP)
     try:
         import ale_py
         import cv2  # noqa: F401  (SB3's AtariWrapper resizes frames with OpenCV)
@@ -90,13 +76,9 @@ def main() -> None:
     from stable_baselines3.common.vec_env import VecFrameStack
 
     from snnrl_sb3 import SpikingQPolicy
+    from snnrl_sb3.utils import tune_allocator
 
-    try:
-        from snnrl_sb3.utils import tune_allocator  # type: ignore[attr-defined]
-
-        tune_allocator()
-    except ImportError:
-        pass
+    tune_allocator()  # keep freed [T, B, ...] buffers: avoids page faults (opt-in, see its docs)
     torch.set_num_threads(args.threads)
     gym.register_envs(ale_py)
     env = VecFrameStack(make_atari_env(args.env_id, n_envs=args.n_envs, seed=args.seed), n_stack=4)

@@ -13,8 +13,6 @@ stops once the mean reaches 475 (CartPole-v1's threshold; ``--stop-at 0`` trains
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import json
 import os
 import time
@@ -29,6 +27,8 @@ PRESETS = {
                 gamma=0.99, target_update_interval=10, train_freq=256, gradient_steps=128,
                 exploration_fraction=0.16, exploration_final_eps=0.04, net_arch=[256, 256]),
 }
+
+from snnrl_sb3.cli import parse_args
 
 
 @dataclass
@@ -66,23 +66,6 @@ HELP = {
     "threads": "torch CPU threads",
     "progress_bar": "show SB3's progress bar (tqdm + rich)",
 }
-
-
-def parse_args(cls: type = Args) -> Args:
-    """CleanRL-style: every dataclass field becomes a ``--flag`` (``--help`` lists them)."""
-    parser = argparse.ArgumentParser(description=(cls.__doc__ or "").strip(),
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    for f in dataclasses.fields(cls):
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        flag = "--" + f.name.replace("_", "-")
-        if isinstance(default, bool):
-            parser.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"), default=default,
-                                metavar="BOOL", help=HELP.get(f.name, " "))
-        elif isinstance(default, list):
-            parser.add_argument(flag, type=int, nargs="+", default=default, help=HELP.get(f.name, " "))
-        else:
-            parser.add_argument(flag, type=type(default), default=default, help=HELP.get(f.name, " "))
-    return cls(**vars(parser.parse_args()))
 
 
 class CurveRecorder:
@@ -195,18 +178,15 @@ def plot(folder: str) -> None:
 
 
 def main() -> None:
-    args = parse_args()
+    args = parse_args(Args, helps=HELP)
     if args.plot:
         plot(args.plot)
         return
     if args.preset not in PRESETS:
         raise SystemExit(f"--preset must be one of {sorted(PRESETS)}, got {args.preset!r}")
-    try:  # optional: the core's allocator tuning (big freed buffers otherwise page-fault)
-        from snnrl_sb3.utils import tune_allocator  # type: ignore[attr-defined]
+    from snnrl_sb3.utils import tune_allocator
 
-        tune_allocator()
-    except ImportError:
-        pass
+    tune_allocator()  # keep freed [T, B, ...] buffers: avoids page faults (opt-in, see its docs)
     for seed in args.seeds:
         result = train_one(args, seed)
         result["env_id"] = args.env_id

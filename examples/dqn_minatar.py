@@ -11,11 +11,11 @@ Hyperparameters follow the MinAtar DQN (Young & Tian, 2019) as in snnrl_sb3/hype
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import json
 import time
 from dataclasses import dataclass
+
+from snnrl_sb3.cli import parse_args
 
 
 @dataclass
@@ -56,22 +56,8 @@ HELP = {
 }
 
 
-def parse_args(cls: type = Args) -> Args:
-    """CleanRL-style: every dataclass field becomes a ``--flag``."""
-    parser = argparse.ArgumentParser(description=(cls.__doc__ or "").strip(),
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    for f in dataclasses.fields(cls):
-        flag = "--" + f.name.replace("_", "-")
-        if isinstance(f.default, bool):
-            parser.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"), default=f.default,
-                                metavar="BOOL", help=HELP.get(f.name, " "))
-        else:
-            parser.add_argument(flag, type=type(f.default), default=f.default, help=HELP.get(f.name, " "))
-    return cls(**vars(parser.parse_args()))
-
-
 def main() -> None:
-    args = parse_args()
+    args = parse_args(Args, helps=HELP)
     try:
         import minatar.gym
     except ImportError:
@@ -83,13 +69,9 @@ def main() -> None:
     from stable_baselines3.common.monitor import Monitor
 
     from snnrl_sb3 import SpikingQPolicy
+    from snnrl_sb3.utils import tune_allocator
 
-    try:
-        from snnrl_sb3.utils import tune_allocator  # type: ignore[attr-defined]
-
-        tune_allocator()
-    except ImportError:
-        pass
+    tune_allocator()  # keep freed [T, B, ...] buffers: avoids page faults (opt-in, see its docs)
     torch.set_num_threads(args.threads)
     minatar.gym.register_envs()  # gymnasium 1.x: MinAtar envs exist only after this call
     env = Monitor(gym.make(args.env_id))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from stable_baselines3 import DQN
 from stable_baselines3.common.env_util import make_vec_env

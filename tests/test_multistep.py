@@ -307,6 +307,6 @@ def test_timing_helpers():
     with pytest.raises(ValueError, match="stat"):
         time_calls({"a": lambda: None}, stat="mean")
     # process-wide: run it in a fresh interpreter, not in the test session
-    code = "from snnrl_sb3.benchmarks._timing import tune_allocator; print(tune_allocator())"
+    code = "from snnrl_sb3.utils import tune_allocator; print(tune_allocator())"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() in {"True", "False"}

@@ -11,7 +11,7 @@ process and interleaved rounds:
   kernels) with the binary LIF and the asymmetric ternary neuron.
 
 Every T is timed twice: first with the C library's default allocator settings, then after
-:func:`~snnrl_sb3.benchmarks._timing.tune_allocator` (glibc only; it cannot be undone within a
+:func:`~snnrl_sb3.utils.tune_allocator` (glibc only; it cannot be undone within a
 process, hence that order). Ratios compare candidates timed in the same rounds only.
 """
 
@@ -24,7 +24,8 @@ import snntorch as snn
 import torch
 from torch import nn
 
-from snnrl_sb3.benchmarks._timing import print_table, time_calls, tune_allocator
+from snnrl_sb3.benchmarks._timing import print_table, time_calls
+from snnrl_sb3.utils import tune_allocator
 from snnrl_sb3.body import spiking_mlp
 
 

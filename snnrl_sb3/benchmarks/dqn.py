@@ -23,6 +23,8 @@ from typing import Callable
 import numpy as np
 import snntorch as snn
 import torch
+
+from snnrl_sb3.utils import tune_allocator
 import torch.nn.functional as F
 from gymnasium import spaces
 from stable_baselines3.dqn.policies import CnnPolicy, DQNPolicy
@@ -173,12 +175,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: stable ratios on shared CPUs)")
     parser.add_argument("--skip-atari", action="store_true")
     args = parser.parse_args()
-    try:
-        from snnrl_sb3.utils import tune_allocator  # type: ignore[attr-defined]
-
-        tune_allocator()
-    except ImportError:
-        pass
+    tune_allocator()  # keep freed [T, B, ...] buffers: avoids page faults (opt-in, see its docs)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     cartpole(args)
