@@ -310,3 +310,36 @@ def test_timing_helpers():
     code = "from snnrl_sb3.utils import tune_allocator; print(tune_allocator())"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() in {"True", "False"}
+
+
+@pytest.mark.parametrize("kind,params", NEURON_CASES)
+@pytest.mark.parametrize("steps,batch", [(1, 1), (8, 1), (5, 3)])
+def test_numpy_inference_path_equals_torch_kernel(kind, params, steps, batch):
+    from snnrl_sb3 import multistep
+
+    torch.manual_seed(steps + batch)
+    neuron = make_neuron(kind, **params)
+    x = (torch.randn(1, batch, 40) * 2).expand(steps, batch, 40)  # constant input, as the body passes it
+    with torch.no_grad():
+        fast = neuron(x)
+    assert multistep._use_numpy(x)
+    limit = multistep.NUMPY_MAX_STEP_NUMEL
+    try:
+        multistep.NUMPY_MAX_STEP_NUMEL = 0  # force the torch kernel
+        with torch.no_grad():
+            assert not multistep._use_numpy(x)
+            kernel = neuron(x)
+    finally:
+        multistep.NUMPY_MAX_STEP_NUMEL = limit
+    assert torch.equal(fast, kernel)
+    assert torch.equal(fast, neuron.reference(x).detach())
+
+
+def test_numpy_path_is_not_used_when_gradients_are_needed():
+    from snnrl_sb3 import multistep
+
+    x = torch.randn(4, 1, 8, requires_grad=True)
+    assert not multistep._use_numpy(x)
+    with torch.no_grad():
+        assert multistep._use_numpy(x)
+    assert not multistep._use_numpy(torch.randn(4, 64, 256))  # large: the torch kernel wins
