@@ -16,7 +16,6 @@ in TD3. Needs ``pip install mujoco``.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import time
@@ -33,6 +32,7 @@ from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize, sync_envs_normalization
 
 from snnrl_sb3 import PopSpikingTD3Policy
+from snnrl_sb3.cli import parse_args
 
 
 @dataclass
@@ -87,37 +87,6 @@ class Args:
     """save the trained model here (zip; VecNormalize stats next to it as .pkl)"""
 
 
-def parse_args(argv: list[str] | None = None) -> Args:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    docs = _field_docs(Args)
-    for field in dataclasses.fields(Args):
-        flag = "--" + field.name.replace("_", "-")
-        if field.type in (bool, "bool"):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=field.default,
-                                help=docs.get(field.name, ""))
-        else:
-            kind = {"int": int, "float": float, "str": str}[field.type if isinstance(field.type, str)
-                                                           else field.type.__name__]
-            parser.add_argument(flag, type=kind, default=field.default,
-                                help=f"{docs.get(field.name, '')} (default: {field.default})")
-    return Args(**vars(parser.parse_args(argv)))
-
-
-def _field_docs(cls: type) -> dict[str, str]:
-    """The string literal under each dataclass field (CleanRL/tyro style)."""
-    import ast
-    import inspect
-
-    docs, last = {}, None
-    for node in ast.parse(inspect.getsource(cls)).body[0].body:  # type: ignore[attr-defined]
-        if isinstance(node, ast.AnnAssign):
-            last = node.target.id  # type: ignore[attr-defined]
-        elif isinstance(node, ast.Expr) and isinstance(getattr(node, "value", None), ast.Constant) and last:
-            docs[last] = str(node.value.value)
-            last = None
-    return docs
-
-
 class _Curve(BaseCallback):
     """Called by EvalCallback after every evaluation: records (timesteps, mean return)."""
 
@@ -140,7 +109,7 @@ def _make_env(env_id: str, clip_obs: float, training: bool) -> VecNormalize:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = parse_args(argv)
+    args = parse_args(Args, argv, description=__doc__)
     torch.set_num_threads(args.threads)
     env = _make_env(args.env_id, args.clip_obs, training=True)
     eval_env = _make_env(args.env_id, args.clip_obs, training=False)

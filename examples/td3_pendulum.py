@@ -14,7 +14,6 @@ observation bounds. Every ``--eval-freq`` steps the deterministic policy is eval
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import time
@@ -30,6 +29,7 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.noise import NormalActionNoise
 
 from snnrl_sb3 import PopSpikingTD3Policy
+from snnrl_sb3.cli import parse_args
 
 
 @dataclass
@@ -82,37 +82,6 @@ class Args:
     """save the trained model here (zip)"""
 
 
-def parse_args(argv: list[str] | None = None) -> Args:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    docs = _field_docs(Args)
-    for field in dataclasses.fields(Args):
-        flag = "--" + field.name.replace("_", "-")
-        if field.type in (bool, "bool"):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=field.default,
-                                help=docs.get(field.name, ""))
-        else:
-            kind = {"int": int, "float": float, "str": str}[field.type if isinstance(field.type, str)
-                                                           else field.type.__name__]
-            parser.add_argument(flag, type=kind, default=field.default,
-                                help=f"{docs.get(field.name, '')} (default: {field.default})")
-    return Args(**vars(parser.parse_args(argv)))
-
-
-def _field_docs(cls: type) -> dict[str, str]:
-    """The string literal under each dataclass field (CleanRL/tyro style)."""
-    import ast
-    import inspect
-
-    docs, last = {}, None
-    for node in ast.parse(inspect.getsource(cls)).body[0].body:  # type: ignore[attr-defined]
-        if isinstance(node, ast.AnnAssign):
-            last = node.target.id  # type: ignore[attr-defined]
-        elif isinstance(node, ast.Expr) and isinstance(getattr(node, "value", None), ast.Constant) and last:
-            docs[last] = str(node.value.value)
-            last = None
-    return docs
-
-
 class _Curve(BaseCallback):
     """Called by EvalCallback after every evaluation: records (timesteps, mean return)."""
 
@@ -130,7 +99,7 @@ def _arch(text: str) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = parse_args(argv)
+    args = parse_args(Args, argv, description=__doc__)
     torch.set_num_threads(args.threads)
     env = gym.make(args.env_id)
     eval_env = Monitor(gym.make(args.env_id))

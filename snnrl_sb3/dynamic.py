@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from snnrl_sb3._validation import check_real
-from snnrl_sb3.multistep import MultiStepNeuron, _check_time_major, _over_time, decay_matrix
+from snnrl_sb3.multistep import NEURONS, MultiStepNeuron, _check_time_major, _over_time, decay_matrix
 from snnrl_sb3.surrogate import Surrogate, make_surrogate, rectangular
 
 __all__ = ["MultiStepDynamic", "dynamic_step", "DYNAMIC_KIND"]
@@ -150,3 +150,6 @@ class MultiStepDynamic(MultiStepNeuron):
     def extra_repr(self) -> str:
         return (f"current_decay={self.current_decay}, threshold={self.threshold}, theta_v={self.theta_v}, "
                 f"theta_u={self.theta_u}, theta_r={self.theta_r}, theta_s={self.theta_s}")
+
+
+NEURONS[DYNAMIC_KIND] = MultiStepDynamic  # make_neuron("dynamic"); registered on package import

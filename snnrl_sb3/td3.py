@@ -40,7 +40,7 @@ from torch import nn
 
 from snnrl_sb3._validation import check_choice, check_int, check_real
 from snnrl_sb3.body import SpikingNetwork
-from snnrl_sb3.dynamic import DYNAMIC_KIND, MultiStepDynamic
+import snnrl_sb3.dynamic  # noqa: F401  (registers the "dynamic" neuron kind)
 from snnrl_sb3.multistep import NEURONS, MultiStepNeuron, make_neuron
 from snnrl_sb3.population import ENCODINGS, PopulationDecoder, PopulationEncoder, PopulationInput, _check_range
 
@@ -72,12 +72,9 @@ POPSAN_DEFAULTS: dict[str, Any] = dict(
     encoder_threshold=0.999,
 )
 
-_EXTRA_NEURONS = {DYNAMIC_KIND: MultiStepDynamic}
-
-
 def neuron_kinds() -> list[str]:
-    """Neuron kinds usable in the population actors: the core ``NEURONS`` plus ``"dynamic"``."""
-    return sorted(set(NEURONS) | set(_EXTRA_NEURONS))
+    """Neuron kinds usable in the population actors (``NEURONS``, including MDC-SAN's ``"dynamic"``)."""
+    return sorted(NEURONS)
 
 
 def make_population_neuron(kind: str, neuron_kwargs: dict[str, Any] | None = None,
@@ -99,12 +96,7 @@ def make_population_neuron(kind: str, neuron_kwargs: dict[str, Any] | None = Non
     if surrogate_kwargs is not None and not isinstance(surrogate_kwargs, dict):
         raise TypeError(f"surrogate_kwargs must be a dict or None, got {type(surrogate_kwargs).__name__}")
     params.update(surrogate=surrogate, surrogate_kwargs=surrogate_kwargs)
-    if kind in NEURONS:
-        return make_neuron(kind, **params)
-    try:
-        return _EXTRA_NEURONS[kind](**params)
-    except TypeError as err:
-        raise TypeError(f"bad parameters {sorted(params)} for neuron {kind!r}: {err}") from None
+    return make_neuron(kind, **params)
 
 
 def _check_spiking_kwargs(kw: dict[str, Any]) -> dict[str, Any]:

@@ -29,11 +29,11 @@ def test_example_help(script, capsys):
     sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     with pytest.raises(SystemExit) as exit_:
-        module.parse_args(["--help"])
+        module.parse_args(module.Args, ["--help"])
     assert exit_.value.code == 0
     text = capsys.readouterr().out
     assert "--surrogate" in text and "--steps" in text and "--ann" in text and "Pop-SAN" in text
-    assert module.parse_args(["--surrogate", "trapezoid", "--no-progress-bar"]).surrogate == "trapezoid"
+    assert module.parse_args(module.Args, ["--surrogate", "trapezoid", "--no-progress-bar"]).surrogate == "trapezoid"
 
 
 def test_td3_pendulum_smoke(tmp_path):

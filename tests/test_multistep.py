@@ -21,6 +21,7 @@ NEURON_CASES = [
     ("symmetric_ternary", dict(beta=0.9, surrogate="triangular")),
     ("current_lif", dict()),
     ("current_lif", dict(surrogate="trapezoid", surrogate_kwargs={"w1": 0.1, "w2": 0.4})),
+    ("dynamic", dict()),
 ]
 
 
