@@ -66,6 +66,23 @@ class SpikingNetwork(nn.Module):
         spikes = self.spike_trains(x, deterministic)
         return spikes if self.readout is None else self.readout(spikes)
 
+    def core(self) -> list[tuple[str, nn.Module]]:
+        """The spiking core in order, as ``(name, module)``: the encoder's own synapse (if it has
+        one), then every layer. Host-side coding (encoder, decoder statistic) is not included; the
+        read-out's synapses are :meth:`readout_synapses`."""
+        chain: list[tuple[str, nn.Module]] = []
+        if self.encoder.synapse is not None:
+            chain.append(("encoder.synapse", self.encoder.synapse))
+        return chain + [(f"layers.{i}", layer) for i, layer in enumerate(self.layers)]
+
+    def readout_synapses(self) -> list[tuple[str, nn.Module]]:
+        """Synaptic layers of the read-out, all fed by the last spike trains (none for a read-out
+        without ``nn.Linear`` layers, such as a population decoder, which is host-side)."""
+        if self.readout is None:
+            return []
+        return [(f"readout.{name}", m) for name, m in self.readout.named_modules()
+                if isinstance(m, (nn.Linear, nn.Conv2d))]
+
 
 def _neuron(neuron: str, neuron_kwargs: dict[str, Any] | None) -> MultiStepNeuron:
     return make_neuron(neuron, **(neuron_kwargs or {}))

@@ -26,9 +26,20 @@ __all__ = ["Encoder", "DirectEncoder", "BernoulliEncoder", "ENCODERS", "make_enc
 
 
 class Encoder(nn.Module):
-    """Base class. ``static`` encoders return ``[B, ...]``; others return ``[T, B, ...]``."""
+    """Base class. ``static`` encoders return ``[B, ...]``; others return ``[T, B, ...]``.
+
+    An encoder that also owns the first synaptic layer (e.g. Pop-SAN's population input) sets
+    ``synapse`` to it and implements :meth:`spikes`; analysis tools (energy, NIR) then treat the
+    synapse as part of the spiking core and the rest as host-side coding.
+    """
 
     static: bool = False
+    synapse: nn.Module | None = None
+
+    def spikes(self, x: Tensor, num_steps: int, deterministic: bool = False) -> Tensor:
+        """What the spiking core receives: the encoder's output, or, when it owns ``synapse``,
+        the spikes fed into it."""
+        return self(x, num_steps, deterministic)
 
     def forward(self, x: Tensor, num_steps: int, deterministic: bool = False) -> Tensor:  # pragma: no cover
         raise NotImplementedError

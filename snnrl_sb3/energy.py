@@ -49,23 +49,14 @@ def _count_network(network: nn.Module, inputs: Tensor) -> list[dict[str, Any]]:
     batch = inputs.shape[0]
     steps = network.num_steps
     with torch.no_grad(), record_spikes(network) as spikes:
-        encoded = network.encoder(inputs, steps, True)
+        current = network.encoder.spikes(inputs, steps, True)
         network(inputs, deterministic=True)
-    current: Tensor = encoded
-    is_spikes, static = not network.encoder.static, network.encoder.static
+    static = network.encoder.static and network.encoder.synapse is None
+    is_spikes = not static
     rows: list[dict[str, Any]] = []
-    named = dict(network.layers.named_children())
-    synapses = [(f"layers.{name}", layer) for name, layer in named.items()]
-    if network.readout is not None and hasattr(network.readout, "linear"):
-        synapses.append(("readout.linear", network.readout.linear))
-    for name, layer in synapses:
-        if isinstance(layer, MultiStepNeuron):
-            current, is_spikes, static = spikes[f"{name}"], True, False
-            continue
-        if not isinstance(layer, (nn.Linear, nn.Conv2d)):  # shape-only layers (Flatten, ...)
-            with torch.no_grad():
-                current = layer(current) if static else layer(current.flatten(0, 1)).unflatten(0, (steps, -1))
-            continue
+    last_spikes = None
+
+    def count(name: str, layer: nn.Module, current: Tensor, is_spikes: bool, static: bool) -> None:
         folded = current if static else current.flatten(0, 1)
         dense = _synapse_count(layer, torch.ones_like(folded[:1]))  # synapses per sample per step
         if is_spikes:
@@ -74,6 +65,18 @@ def _count_network(network: nn.Module, inputs: Tensor) -> list[dict[str, Any]]:
         else:
             macs = dense if static else dense * steps
             rows.append({"layer": name, "synops": 0.0, "macs": macs, "ann_macs": dense})
+
+    for name, layer in network.core():
+        if isinstance(layer, MultiStepNeuron):
+            current = last_spikes = spikes[name]
+            is_spikes, static = True, False
+        elif isinstance(layer, (nn.Linear, nn.Conv2d)):
+            count(name, layer, current, is_spikes, static)
+        else:  # shape-only layers (Flatten, ...)
+            with torch.no_grad():
+                current = layer(current) if static else layer(current.flatten(0, 1)).unflatten(0, (steps, -1))
+    for name, layer in network.readout_synapses():
+        count(name, layer, last_spikes, True, False)
     return rows
 
 

@@ -2,8 +2,9 @@ r"""Export the spiking core of a policy to NIR (Neuromorphic Intermediate Repres
 
 What is exported: the synaptic layers (``Affine``, ``Conv2d``, ``Flatten``), the spiking neurons
 and the read-out integrator, as one chain ``input -> ... -> output``. What stays on the host:
-the encoder (the ``input`` node receives the encoded currents/spikes at every step), the
-read-out statistic (max/mean/last over time), SB3's observation preprocessing, and the
+the encoder (the ``input`` node receives the encoded currents/spikes at every step; for a
+population actor, the population spikes), the read-out statistic (max/mean/last over time) or
+the population decoder (rates, weighted sum), SB3's observation preprocessing, and the
 ``argmax`` (DQN) or ``tanh``/rescaling (actors).
 
 Discrete-time parameters map to NIR's continuous ones as snnTorch's own exporter does, with
@@ -79,8 +80,7 @@ def _network_graph(network: nn.Module, input_shape: tuple[int, ...]) -> Any:
     nodes: dict[str, Any] = {"input": nir.Input(input_type={"input": np.array(input_shape)})}
     order = ["input"]
     probe = torch.zeros(1, *input_shape)
-    modules = [(f"layers.{name}", layer) for name, layer in network.layers.named_children()]
-    for name, layer in modules:
+    for name, layer in network.core():
         key = name.replace(".", "_")
         shape = tuple(probe.shape[1:])
         if isinstance(layer, (nn.Linear, nn.Conv2d)):
@@ -97,9 +97,8 @@ def _network_graph(network: nn.Module, input_shape: tuple[int, ...]) -> Any:
             raise NotImplementedError(f"no NIR node for layer {name} of type {type(layer).__name__}")
         order.append(key)
     readout = network.readout
-    if readout is not None:
-        if not isinstance(readout, Readout):
-            raise NotImplementedError(f"no NIR node for read-out type {type(readout).__name__}")
+    decoder = "none"
+    if isinstance(readout, Readout):
         nodes["readout_linear"] = _synapse_node(readout.linear, tuple(probe.shape))
         out = (readout.linear.out_features,)
         if readout.mode == "spike_count" or readout.beta == 1.0:  # pure integrator; host divides by T
@@ -109,12 +108,16 @@ def _network_graph(network: nn.Module, input_shape: tuple[int, ...]) -> Any:
             nodes["readout"] = nir.LI(tau=_arr(tau, out), r=_arr(tau / DT, out), v_leak=_arr(0.0, out))
         order += ["readout_linear", "readout"]
         probe = torch.zeros(1, *out)
+        decoder = readout.mode
+    elif readout is not None:
+        if network.readout_synapses():
+            raise NotImplementedError(f"no NIR nodes for read-out type {type(readout).__name__}")
+        decoder = f"{type(readout).__name__} (host-side, on the output spikes)"  # e.g. a population decoder
     nodes["output"] = nir.Output(output_type={"output": np.array(probe.shape[1:])})
     order.append("output")
-    graph = nir.NIRGraph(nodes=nodes, edges=list(zip(order[:-1], order[1:])),
-                         metadata={"num_steps": network.num_steps, "encoder": type(network.encoder).__name__,
-                                   "readout": getattr(readout, "mode", "none"), "exporter": "snnrl_sb3"})
-    return graph
+    return nir.NIRGraph(nodes=nodes, edges=list(zip(order[:-1], order[1:])),
+                        metadata={"num_steps": network.num_steps, "encoder": type(network.encoder).__name__,
+                                  "decoder": decoder, "exporter": "snnrl_sb3"})
 
 
 def export_nir(model: nn.Module, path: str | Path | None = None, *, input_shape: tuple[int, ...] | None = None) -> Any:
@@ -136,7 +139,7 @@ def export_nir(model: nn.Module, path: str | Path | None = None, *, input_shape:
                          "pass the one to export")
     network = next(iter(networks.values()))
     if input_shape is None:
-        first = next(m for m in network.layers if isinstance(m, (nn.Linear, nn.Conv2d)))
+        first = next(m for _, m in network.core() if isinstance(m, (nn.Linear, nn.Conv2d)))
         if isinstance(first, nn.Conv2d):
             raise ValueError("input_shape is required for a convolutional network, e.g. (4, 84, 84)")
         input_shape = (first.in_features,)

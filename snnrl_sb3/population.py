@@ -243,6 +243,14 @@ class PopulationInput(Encoder):
         self.encoder = encoder
         self.linear = nn.Linear(encoder.out_features, check_int("out_features", out_features, low=1))
 
+    @property
+    def synapse(self) -> nn.Linear:  # type: ignore[override]
+        return self.linear
+
+    def spikes(self, x: Tensor, num_steps: int, deterministic: bool = False) -> Tensor:
+        """The population spikes ``[T, B, obs_dim * pop_dim]`` fed into ``linear``."""
+        return self.encoder(x, num_steps, deterministic)
+
     def forward(self, x: Tensor, num_steps: int, deterministic: bool = False) -> Tensor:
         enc = self.encoder
         if enc.bernoulli is None:

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -90,3 +91,18 @@ def test_spike_stats_callback_validates_arguments():
 
     with pytest.raises(ValueError, match="log_freq must be >= 1"):
         SpikeStatsCallback(log_freq=0)
+
+
+def test_energy_of_a_population_actor_and_a_dueling_q_network():
+    from stable_baselines3 import DQN, TD3
+
+    from snnrl_sb3 import PopSpikingTD3Policy, SpikingQPolicy
+
+    actor = TD3(PopSpikingTD3Policy, "Pendulum-v1", policy_kwargs=dict(net_arch=[16, 16], pop_dim=4))
+    report = estimate_energy(actor.policy, np.zeros((3, 3), dtype=np.float32), verbose=False)
+    first = report["layers"][0]
+    assert first["layer"].endswith("encoder.synapse") and first["macs"] == 0  # fed by population spikes
+    assert first["ann_macs"] == 3 * 4 * 16
+    dueling = DQN(SpikingQPolicy, "CartPole-v1", policy_kwargs=dict(net_arch=[8], dueling=True))
+    names = [r["layer"] for r in estimate_energy(dueling.policy, np.zeros((2, 4), np.float32), verbose=False)["layers"]]
+    assert any("value" in n for n in names) and any("advantage" in n for n in names)

@@ -46,3 +46,19 @@ def test_cnn_export_needs_and_uses_input_shape(tmp_path):
 def test_ternary_network_refuses_to_export(neuron):
     with pytest.raises(NotImplementedError, match="NIR has no ternary"):
         export_nir(spiking_mlp(4, [8], 2, neuron=neuron))
+
+
+def test_population_actor_exports_its_spiking_core(tmp_path):
+    from stable_baselines3 import TD3
+
+    from snnrl_sb3 import PopSpikingTD3Policy
+
+    model = TD3(PopSpikingTD3Policy, "Pendulum-v1", policy_kwargs=dict(neuron="lif", net_arch=[16, 16], pop_dim=4))
+    export_nir(model.policy, tmp_path / "actor.nir")
+    graph = nir.read(tmp_path / "actor.nir")
+    first = graph.nodes["encoder_synapse"]
+    assert isinstance(first, nir.Affine) and first.weight.shape == (16, 3 * 4)  # fed by the population spikes
+    assert "PopulationDecoder" in graph.metadata["decoder"]
+    assert ("layers_4", "output") in set(map(tuple, graph.edges))  # output-population spikes leave the chip
+    with pytest.raises(NotImplementedError, match="NIR has no ternary"):
+        export_nir(TD3(PopSpikingTD3Policy, "Pendulum-v1", policy_kwargs=dict(neuron="ternary")).policy)
