@@ -406,6 +406,13 @@ def _spiking_kwargs(local: dict[str, Any]) -> dict[str, Any]:
 class _SpikingPolicyMixin:
     """Resolves the spiking kwargs before the SB3 constructor builds the networks."""
 
+    _spiking: dict[str, Any]
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()  # type: ignore[misc]
+        data.update(self._spiking)  # the spiking kwargs as given: what save/load passes back
+        return data
+
     def _setup_spiking(self, observation_space: spaces.Space, action_space: spaces.Space, net_arch: Any,
                        features_extractor_class: Any, spiking: dict[str, Any]) -> tuple[list[int], type]:
         cfg = spiking_config(**spiking)
@@ -466,11 +473,6 @@ class SpikingQPolicy(_SpikingPolicyMixin, DQNPolicy):
         net_args = self._update_features_extractor(self.net_args, features_extractor=None)
         return SpikingQNetwork(**net_args, spiking=self._spiking_net).to(self.device)
 
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = super()._get_constructor_parameters()
-        data.update(self._spiking)
-        return data
-
 
 class SpikingCnnQPolicy(SpikingQPolicy):
     """:class:`SpikingQPolicy` with the spiking NatureCNN body (``body="nature_cnn"``) by default."""
@@ -511,11 +513,6 @@ class SpikingQRDQNPolicy(_SpikingPolicyMixin, QRDQNPolicy):
     def make_quantile_net(self) -> SpikingQuantileNetwork:
         net_args = self._update_features_extractor(self.net_args, features_extractor=None)
         return SpikingQuantileNetwork(**net_args, spiking=self._spiking_net).to(self.device)
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = super()._get_constructor_parameters()
-        data.update(self._spiking)
-        return data
 
 
 class SpikingCnnQRDQNPolicy(SpikingQRDQNPolicy):
