@@ -88,6 +88,17 @@ def _neuron(neuron: str, neuron_kwargs: dict[str, Any] | None) -> MultiStepNeuro
     return make_neuron(neuron, **(neuron_kwargs or {}))
 
 
+def _dense_layers(width: int, net_arch: Sequence[int], neuron: str,
+                  neuron_kwargs: dict[str, Any] | None) -> tuple[list[nn.Module], int]:
+    """``Linear -> neuron`` per entry of ``net_arch``; returns the layers and the last width."""
+    layers: list[nn.Module] = []
+    for i, hidden in enumerate(net_arch):
+        check_int(f"net_arch[{i}]", hidden, low=1)
+        layers += [nn.Linear(width, hidden), _neuron(neuron, neuron_kwargs)]
+        width = hidden
+    return layers, width
+
+
 def spiking_mlp(in_features: int, net_arch: Sequence[int], out_features: int | None, *, num_steps: int = 8,
                 neuron: str = "ternary", neuron_kwargs: dict[str, Any] | None = None,
                 readout: str = "membrane_max", readout_beta: float = 0.9,
@@ -97,12 +108,7 @@ def spiking_mlp(in_features: int, net_arch: Sequence[int], out_features: int | N
     check_int("in_features", in_features, low=1)
     if not net_arch:
         raise ValueError("net_arch must have at least one hidden layer for a spiking network")
-    layers: list[nn.Module] = []
-    width = in_features
-    for i, hidden in enumerate(net_arch):
-        check_int(f"net_arch[{i}]", hidden, low=1)
-        layers += [nn.Linear(width, hidden), _neuron(neuron, neuron_kwargs)]
-        width = hidden
+    layers, width = _dense_layers(in_features, net_arch, neuron, neuron_kwargs)
     head = None if out_features is None else Readout(width, out_features, readout, readout_beta)
     return SpikingNetwork(layers, head, num_steps, encoder)
 
@@ -151,12 +157,8 @@ def spiking_conv_net(in_channels: int, image_size: tuple[int, int], conv_arch: S
     layers: list[nn.Module] = []
     for conv in convs:
         layers += [conv, _neuron(neuron, neuron_kwargs)]
-    layers.append(nn.Flatten())
-    width = probe.numel()
-    for i, hidden in enumerate(net_arch):
-        check_int(f"net_arch[{i}]", hidden, low=1)
-        layers += [nn.Linear(width, hidden), _neuron(neuron, neuron_kwargs)]
-        width = hidden
+    dense, width = _dense_layers(probe.numel(), net_arch, neuron, neuron_kwargs)
+    layers += [nn.Flatten(), *dense]
     head = None if out_features is None else Readout(width, out_features, readout, readout_beta)
     return SpikingNetwork(layers, head, num_steps, encoder)
 
