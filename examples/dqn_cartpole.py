@@ -129,7 +129,7 @@ def train_one(args: Args, seed: int) -> dict:
         recorder.evaluate(model, model.num_timesteps)
     final = recorder.curve[-1][1]
     best = max(mean for _, mean, _ in recorder.curve)
-    neg_thresholds = [round(float(m.neg.value), 3) for m in model.policy.modules()
+    neg_thresholds = [round(m.neg.value.item(), 3) for m in model.policy.modules()
                       if getattr(m, "neg", None) is not None and hasattr(m.neg, "value")][:2]  # online net
     tag = args.tag or (args.policy + ("" if not extra else " " + json.dumps(extra, sort_keys=True)))
     return dict(tag=tag, seed=seed, preset=args.preset, steps=model.num_timesteps, budget=steps, policy_kwargs=policy_kwargs, final=final,
