@@ -316,12 +316,16 @@ class _PopSpikingPolicyMixin:
         self.actor_lr_ratio = check_real("actor_lr_ratio", actor_lr_ratio, low=0.0, low_inclusive=False)
         self.spiking_kwargs = _check_spiking_kwargs(spiking)
 
-    def _swap_actor_optimizer(self, lr_schedule: Schedule) -> None:
+    def _build(self, lr_schedule: Schedule) -> None:
+        super()._build(lr_schedule)  # type: ignore[misc]
+        # the actor's optimizer scales its learning rate by actor_lr_ratio inside step()
         self.actor.optimizer = make_scaled_optimizer(self.optimizer_class, self.actor.parameters(), lr_schedule(1),
                                                      self.actor_lr_ratio, self.optimizer_kwargs)
 
-    def _spiking_constructor_parameters(self) -> dict[str, Any]:
-        return dict(actor_lr_ratio=self.actor_lr_ratio, **copy.deepcopy(self.spiking_kwargs))
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()  # type: ignore[misc]
+        data.update(actor_lr_ratio=self.actor_lr_ratio, **copy.deepcopy(self.spiking_kwargs))
+        return data
 
 
 class PopSpikingTD3Policy(_PopSpikingPolicyMixin, TD3Policy):
@@ -360,20 +364,11 @@ class PopSpikingTD3Policy(_PopSpikingPolicyMixin, TD3Policy):
                          activation_fn, features_extractor_class, features_extractor_kwargs, normalize_images,
                          optimizer_class, optimizer_kwargs, n_critics, share_features_extractor)
 
-    def _build(self, lr_schedule: Schedule) -> None:
-        super()._build(lr_schedule)
-        self._swap_actor_optimizer(lr_schedule)
-
     def make_actor(  # type: ignore[override]
         self, features_extractor: BaseFeaturesExtractor | None = None
     ) -> PopSpikingActor:
         actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
         return PopSpikingActor(**actor_kwargs, **self.spiking_kwargs).to(self.device)
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = super()._get_constructor_parameters()
-        data.update(self._spiking_constructor_parameters())
-        return data
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
         return self.actor(observation, deterministic)
@@ -400,17 +395,8 @@ class PopSpikingSACPolicy(_PopSpikingPolicyMixin, SACPolicy):
                          features_extractor_kwargs, normalize_images, optimizer_class, optimizer_kwargs, n_critics,
                          share_features_extractor)
 
-    def _build(self, lr_schedule: Schedule) -> None:
-        super()._build(lr_schedule)
-        self._swap_actor_optimizer(lr_schedule)
-
     def make_actor(  # type: ignore[override]
         self, features_extractor: BaseFeaturesExtractor | None = None
     ) -> PopSpikingSACActor:
         actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
         return PopSpikingSACActor(**actor_kwargs, **self.spiking_kwargs).to(self.device)
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = super()._get_constructor_parameters()
-        data.update(self._spiking_constructor_parameters())
-        return data

@@ -25,12 +25,8 @@ NEURON_CASES = [
 ]
 
 
-@pytest.mark.parametrize("kind,params", NEURON_CASES)
-@pytest.mark.parametrize("steps", [1, 5, 20])
-def test_fast_kernel_equals_step_by_step_reference(kind, params, steps):
-    torch.manual_seed(steps)
-    neuron = make_neuron(kind, **params)
-    x = (torch.randn(steps, 6, 33) * 1.5).requires_grad_()
+def assert_kernel_matches_reference(neuron, x):
+    """Spikes equal to the step-by-step reference exactly; gradients (input, parameters) to 1e-5."""
     fast, ref = neuron(x), neuron.reference(x)
     assert torch.equal(fast, ref)  # spike for spike
     weights = torch.randn_like(ref)
@@ -39,6 +35,15 @@ def test_fast_kernel_equals_step_by_step_reference(kind, params, steps):
     g_ref = torch.autograd.grad((ref * weights).sum(), inputs)
     for a, b in zip(g_fast, g_ref):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind,params", NEURON_CASES)
+@pytest.mark.parametrize("steps", [1, 5, 20])
+def test_fast_kernel_equals_step_by_step_reference(kind, params, steps):
+    torch.manual_seed(steps)
+    neuron = make_neuron(kind, **params)
+    x = (torch.randn(steps, 6, 33) * 1.5).requires_grad_()
+    assert_kernel_matches_reference(neuron, x)
 
 
 def test_binary_kernel_equals_snn_leaky_loop():
@@ -219,14 +224,7 @@ def test_kernel_surrogate_paths_match_reference(kind, params, steps):
     torch.manual_seed(10 + steps)
     neuron = make_neuron(kind, **params)
     x = (torch.randn(steps, 5, 3, 7) * 1.5).requires_grad_()  # extra feature dims
-    fast, ref = neuron(x), neuron.reference(x)
-    assert torch.equal(fast, ref)
-    weights = torch.randn_like(ref)
-    inputs = [x] + [p for p in neuron.parameters() if p.requires_grad]
-    g_fast = torch.autograd.grad((fast * weights).sum(), inputs)
-    g_ref = torch.autograd.grad((ref * weights).sum(), inputs)
-    for a, b in zip(g_fast, g_ref):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    assert_kernel_matches_reference(neuron, x)
 
 
 @pytest.mark.parametrize("kind", ["lif", "ternary"])

@@ -392,7 +392,7 @@ def test_algorithm_rejects_non_box_action_space_and_dict_observations():
         TD3(PopSpikingTD3Policy, _DictObsEnv())
 
 
-def test_other_error_messages():
+def test_other_bad_arguments_are_rejected():
     with pytest.raises(TypeError, match="optimizer_class must be a torch.optim.Optimizer"):
         lr_scaled(object)
     with pytest.raises(ValueError, match="PopulationEncoder expects observations \\[B, 3\\]"):
