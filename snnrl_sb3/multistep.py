@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from typing import Any, Callable
 
 import numpy as np
@@ -32,6 +33,7 @@ __all__ = [
     "MultiStepLeaky",
     "MultiStepCurrentLeaky",
     "NEURONS",
+    "BACKENDS",
     "make_neuron",
     "decay_matrix",
 ]
@@ -96,67 +98,191 @@ def _reverse_discount_(adjoint: Tensor, decay: float) -> Tensor:
     return adjoint
 
 
+def _leaky_forward_eager(x: Tensor, neg_threshold: Tensor | None, beta: float,
+                         pos_threshold: float) -> tuple[Tensor, Tensor, Tensor | None]:
+    """:class:`_LeakyKernel`'s forward in place on preallocated buffers: ``(spikes, mem, below)``."""
+    neg = None if neg_threshold is None else float(neg_threshold)
+    mem = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+    spikes = torch.empty_like(mem)  # ternary: the +1 indicator until the end
+    below = None if neg is None else torch.empty_like(mem)  # ternary: the -1 indicator
+    # per-step views made once (unbind) rather than indexed every step
+    mems, ups, xs = mem.unbind(0), spikes.unbind(0), x.unbind(0)
+    downs = None if below is None else below.unbind(0)
+    for t in range(len(xs)):
+        cur = mems[t]
+        if t == 0:
+            cur.copy_(xs[0])
+        else:
+            torch.mul(mems[t - 1], beta, out=cur)
+            cur.add_(xs[t])
+            cur.sub_(ups[t - 1], alpha=pos_threshold)  # θ⁺·[0|1] is exact: one rounding
+            if downs is not None:
+                cur.add_(downs[t - 1], alpha=neg)
+        torch.gt(cur, pos_threshold, out=ups[t])
+        if downs is not None:
+            torch.lt(cur, -neg, out=downs[t])
+    if below is not None:
+        spikes.sub_(below)
+    return spikes, mem, below
+
+
+def _leaky_backward_eager(mem: Tensor, below: Tensor | None, grad_spikes: Tensor, neg_threshold: Tensor | None,
+                          beta: float, pos_threshold: float, surrogate: Surrogate,
+                          need_neg: bool) -> tuple[Tensor, Tensor | None]:
+    """:class:`_LeakyKernel`'s backward, mostly in place: ``(grad_input, grad_neg_threshold)``."""
+    adjoint = _surrogate_grad_times(surrogate, mem, pos_threshold, grad_spikes)
+    grad_neg = None
+    if neg_threshold is not None:
+        # d spike_t / d theta- = +sigma'(-theta- - U_t); d U_t / d theta- = [U_{t-1} < -theta-]
+        grad_neg_local = _surrogate_grad_times(surrogate, mem, float(neg_threshold), grad_spikes, mirror=True)
+        adjoint.add_(grad_neg_local)
+        if need_neg:
+            grad_neg = grad_neg_local.sum()
+        del grad_neg_local
+    _reverse_discount_(adjoint, beta)
+    if grad_neg is not None and mem.shape[0] > 1:
+        grad_neg = grad_neg + torch.dot(adjoint[1:].reshape(-1), below[:-1].reshape(-1))
+    return adjoint, grad_neg
+
+
+def _leaky_forward_graph(x: Tensor, neg_threshold: Tensor | None, beta: float,
+                         pos_threshold: float) -> tuple[Tensor, Tensor, Tensor | None]:
+    """:func:`_leaky_forward_eager` written out of place for ``torch.compile`` (same op order)."""
+    mems, ups, downs = [], [], []
+    for t in range(x.shape[0]):
+        cur = x[0] if t == 0 else mems[-1] * beta + x[t] - ups[-1] * pos_threshold
+        if t > 0 and neg_threshold is not None:
+            cur = cur + downs[-1] * neg_threshold
+        mems.append(cur)
+        ups.append((cur > pos_threshold).to(x.dtype))
+        if neg_threshold is not None:
+            downs.append((cur < -neg_threshold).to(x.dtype))
+    up = torch.stack(ups)
+    if neg_threshold is None:
+        return up, torch.stack(mems), None
+    below = torch.stack(downs)
+    return up - below, torch.stack(mems), below
+
+
+def _leaky_backward_graph(mem: Tensor, below: Tensor | None, grad_spikes: Tensor, neg_threshold: Tensor | None,
+                          beta: float, pos_threshold: float, surrogate: Surrogate,
+                          need_neg: bool) -> tuple[Tensor, Tensor | None]:
+    """:func:`_leaky_backward_eager` written out of place for ``torch.compile``."""
+    local = grad_spikes * surrogate.grad(mem - pos_threshold)
+    grad_neg_local = None
+    if neg_threshold is not None:
+        grad_neg_local = grad_spikes * surrogate.grad(-neg_threshold - mem)
+        local = local + grad_neg_local
+    steps = list(local.unbind(0))
+    for t in range(len(steps) - 2, -1, -1):
+        steps[t] = steps[t] + beta * steps[t + 1]
+    adjoint = torch.stack(steps)
+    if not need_neg or grad_neg_local is None:
+        return adjoint, None
+    return adjoint, grad_neg_local.sum() + (adjoint[1:] * below[:-1]).sum()
+
+
 class _LeakyKernel(torch.autograd.Function):
     """Binary/ternary leaky neuron over ``T`` steps (see :func:`ternary_leaky_step`).
 
-    Forward, per step: ``U = beta * U + x - reset`` (the reference's op order, so the membranes
-    are bit-identical), then the spike as a comparison written straight into a float buffer
-    (``torch.gt(..., out=float)`` is a single pass; ``(U > θ).float()`` is three). Ternary
-    neurons keep the ``+1`` and ``-1`` indicators in two buffers, so the reset needs no clamp,
-    and take their difference once at the end. Backward: a few in-place passes per threshold
-    (:func:`_surrogate_grad_times`) and an in-place reverse recurrence, so few fresh
-    ``[T, B, ...]`` buffers (each one page-faults under glibc's default allocator settings).
+    Forward (:func:`_leaky_forward_eager`), per step: ``U = beta * U + x - reset`` (the
+    reference's op order, so the membranes are bit-identical), then the spike as a comparison
+    written straight into a float buffer (``torch.gt(..., out=float)`` is a single pass;
+    ``(U > θ).float()`` is three). Ternary neurons keep the ``+1`` and ``-1`` indicators in two
+    buffers, so the reset needs no clamp, and take their difference once at the end. Backward: a
+    few in-place passes per threshold (:func:`_surrogate_grad_times`) and an in-place reverse
+    recurrence, so few fresh ``[T, B, ...]`` buffers (each one page-faults under glibc's default
+    allocator settings). ``backend="compile"`` runs the ``_graph`` versions through
+    ``torch.compile`` instead (see :class:`_CompiledKernel`).
     """
 
     @staticmethod
     def forward(ctx: Any, x: Tensor, neg_threshold: Tensor | None, beta: float, pos_threshold: float,
-                surrogate: Surrogate) -> Tensor:  # type: ignore[override]
-        neg = None if neg_threshold is None else float(neg_threshold)
-        mem = torch.empty(x.shape, dtype=x.dtype, device=x.device)
-        spikes = torch.empty_like(mem)  # ternary: the +1 indicator until the end
-        below = None if neg is None else torch.empty_like(mem)  # ternary: the -1 indicator
-        # per-step views made once (unbind) rather than indexed every step
-        mems, ups, xs = mem.unbind(0), spikes.unbind(0), x.unbind(0)
-        downs = None if below is None else below.unbind(0)
-        for t in range(len(xs)):
-            cur = mems[t]
-            if t == 0:
-                cur.copy_(xs[0])
-            else:
-                torch.mul(mems[t - 1], beta, out=cur)
-                cur.add_(xs[t])
-                cur.sub_(ups[t - 1], alpha=pos_threshold)  # θ⁺·[0|1] is exact: one rounding
-                if downs is not None:
-                    cur.add_(downs[t - 1], alpha=neg)
-            torch.gt(cur, pos_threshold, out=ups[t])
-            if downs is not None:
-                torch.lt(cur, -neg, out=downs[t])
-        if below is not None:
-            spikes.sub_(below)
+                surrogate: Surrogate, backend: str = "eager") -> Tensor:  # type: ignore[override]
+        args = (x, None if neg_threshold is None else neg_threshold.detach(), beta, pos_threshold)
+        out = _LEAKY_FORWARD(*args) if backend == "compile" else None
+        spikes, mem, below = _leaky_forward_eager(*args) if out is None else out
         ctx.save_for_backward(mem, below, neg_threshold)
-        ctx.params = (beta, pos_threshold, neg, surrogate)
+        ctx.params = (beta, pos_threshold, surrogate, backend)
         return spikes
 
     @staticmethod
-    def backward(ctx: Any, grad_spikes: Tensor) -> tuple[Tensor, Tensor | None, None, None, None]:  # type: ignore[override]
+    def backward(ctx: Any, grad_spikes: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
         mem, below, neg_threshold = ctx.saved_tensors
-        beta, pos_threshold, neg, surrogate = ctx.params
-        adjoint = _surrogate_grad_times(surrogate, mem, pos_threshold, grad_spikes)
-        grad_neg = None
-        if neg is not None:
-            # d spike_t / d theta- = +sigma'(-theta- - U_t); d U_t / d theta- = [U_{t-1} < -theta-]
-            grad_neg_local = _surrogate_grad_times(surrogate, mem, neg, grad_spikes, mirror=True)
-            adjoint.add_(grad_neg_local)
-            need_neg = neg_threshold is not None and ctx.needs_input_grad[1]
-            if need_neg:
-                grad_neg = grad_neg_local.sum()
-            del grad_neg_local
-        _reverse_discount_(adjoint, beta)
+        beta, pos_threshold, surrogate, backend = ctx.params
+        need_neg = neg_threshold is not None and ctx.needs_input_grad[1]
+        args = (mem, below, grad_spikes, None if neg_threshold is None else neg_threshold.detach(), beta,
+                pos_threshold, surrogate, need_neg)
+        out = _LEAKY_BACKWARD(*args) if backend == "compile" else None
+        grad_input, grad_neg = _leaky_backward_eager(*args) if out is None else out
         if grad_neg is not None:
-            if mem.shape[0] > 1:
-                grad_neg = grad_neg + torch.dot(adjoint[1:].reshape(-1), below[:-1].reshape(-1))
             grad_neg = grad_neg.reshape(neg_threshold.shape)
-        return adjoint, grad_neg, None, None, None
+        return grad_input, grad_neg, None, None, None, None
+
+
+def _current_leaky_forward_eager(x: Tensor, current_decay: float, volt_decay: float,
+                                 threshold: float) -> tuple[Tensor, Tensor]:
+    """:class:`_CurrentLeakyKernel`'s forward in place: ``(spikes, volt)``."""
+    volt = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+    spikes = torch.empty_like(volt)
+    volts, spks, xs = volt.unbind(0), spikes.unbind(0), x.unbind(0)
+    current = xs[0].clone(memory_format=torch.contiguous_format)
+    keep = torch.empty_like(current)  # 1 - S_{t-1}
+    for t in range(len(xs)):
+        cur = volts[t]
+        if t == 0:
+            cur.copy_(current)
+        else:
+            current.mul_(current_decay).add_(xs[t])
+            torch.mul(volts[t - 1], volt_decay, out=cur)
+            cur.mul_(keep).add_(current)
+        torch.gt(cur, threshold, out=spks[t])
+        torch.le(cur, threshold, out=keep)  # 1 - S_t (a NaN membrane stays NaN either way)
+    return spikes, volt
+
+
+def _current_leaky_backward_eager(volt: Tensor, spikes: Tensor, grad_spikes: Tensor, current_decay: float,
+                                  volt_decay: float, threshold: float, surrogate: Surrogate) -> Tensor:
+    """:class:`_CurrentLeakyKernel`'s backward, mostly in place: the input gradient."""
+    # σ'_t and g_t σ'_t, both [T, B, ...]
+    local = _surrogate_grad_times(surrogate, volt, threshold, torch.ones((), dtype=volt.dtype, device=volt.device))
+    adjoint = torch.mul(grad_spikes, local)
+    # c_t = dV_{t+1}/dV_t = d_v (1 - S_t - V_t σ'_t), into `local`
+    local.mul_(volt).add_(spikes).sub_(1.0).mul_(-volt_decay)
+    steps, factors = adjoint.unbind(0), local.unbind(0)
+    for t in range(len(steps) - 2, -1, -1):
+        steps[t].addcmul_(steps[t + 1], factors[t])
+    # the current is a linear leaky trace of the input: reverse-discount the voltage adjoint
+    return _reverse_discount_(adjoint, current_decay)
+
+
+def _current_leaky_forward_graph(x: Tensor, current_decay: float, volt_decay: float,
+                                 threshold: float) -> tuple[Tensor, Tensor]:
+    """:func:`_current_leaky_forward_eager` written out of place for ``torch.compile``."""
+    current = x[0]
+    volts, spikes = [], []
+    for t in range(x.shape[0]):
+        if t == 0:
+            cur = current
+        else:
+            current = current * current_decay + x[t]
+            cur = volts[-1] * volt_decay * (volts[-1] <= threshold).to(x.dtype) + current
+        volts.append(cur)
+        spikes.append((cur > threshold).to(x.dtype))
+    return torch.stack(spikes), torch.stack(volts)
+
+
+def _current_leaky_backward_graph(volt: Tensor, spikes: Tensor, grad_spikes: Tensor, current_decay: float,
+                                  volt_decay: float, threshold: float, surrogate: Surrogate) -> Tensor:
+    """:func:`_current_leaky_backward_eager` written out of place for ``torch.compile``."""
+    slope = surrogate.grad(volt - threshold)
+    factors = (1.0 - spikes - volt * slope) * volt_decay
+    steps, factor = list((grad_spikes * slope).unbind(0)), factors.unbind(0)
+    for t in range(len(steps) - 2, -1, -1):
+        steps[t] = steps[t] + factor[t] * steps[t + 1]
+    for t in range(len(steps) - 2, -1, -1):
+        steps[t] = steps[t] + current_decay * steps[t + 1]
+    return torch.stack(steps)
 
 
 class _CurrentLeakyKernel(torch.autograd.Function):
@@ -169,41 +295,60 @@ class _CurrentLeakyKernel(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, x: Tensor, current_decay: float, volt_decay: float, threshold: float,
-                surrogate: Surrogate) -> Tensor:  # type: ignore[override]
-        volt = torch.empty(x.shape, dtype=x.dtype, device=x.device)
-        spikes = torch.empty_like(volt)
-        volts, spks, xs = volt.unbind(0), spikes.unbind(0), x.unbind(0)
-        current = xs[0].clone(memory_format=torch.contiguous_format)
-        keep = torch.empty_like(current)  # 1 - S_{t-1}
-        for t in range(len(xs)):
-            cur = volts[t]
-            if t == 0:
-                cur.copy_(current)
-            else:
-                current.mul_(current_decay).add_(xs[t])
-                torch.mul(volts[t - 1], volt_decay, out=cur)
-                cur.mul_(keep).add_(current)
-            torch.gt(cur, threshold, out=spks[t])
-            torch.le(cur, threshold, out=keep)  # 1 - S_t (a NaN membrane stays NaN either way)
+                surrogate: Surrogate, backend: str = "eager") -> Tensor:  # type: ignore[override]
+        args = (x, current_decay, volt_decay, threshold)
+        out = _CURRENT_LEAKY_FORWARD(*args) if backend == "compile" else None
+        spikes, volt = _current_leaky_forward_eager(*args) if out is None else out
         ctx.save_for_backward(volt, spikes)
-        ctx.params = (current_decay, volt_decay, threshold, surrogate)
+        ctx.params = (current_decay, volt_decay, threshold, surrogate, backend)
         return spikes
 
     @staticmethod
-    def backward(ctx: Any, grad_spikes: Tensor) -> tuple[Tensor, None, None, None, None]:  # type: ignore[override]
+    def backward(ctx: Any, grad_spikes: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
         volt, spikes = ctx.saved_tensors
-        current_decay, volt_decay, threshold, surrogate = ctx.params
-        # σ'_t and g_t σ'_t, both [T, B, ...]
-        local = _surrogate_grad_times(surrogate, volt, threshold, torch.ones((), dtype=volt.dtype,
-                                                                           device=volt.device))
-        adjoint = torch.mul(grad_spikes, local)
-        # c_t = dV_{t+1}/dV_t = d_v (1 - S_t - V_t σ'_t), into `local`
-        local.mul_(volt).add_(spikes).sub_(1.0).mul_(-volt_decay)
-        steps, factors = adjoint.unbind(0), local.unbind(0)
-        for t in range(len(steps) - 2, -1, -1):
-            steps[t].addcmul_(steps[t + 1], factors[t])
-        # the current is a linear leaky trace of the input: reverse-discount the voltage adjoint
-        return _reverse_discount_(adjoint, current_decay), None, None, None, None
+        current_decay, volt_decay, threshold, surrogate, backend = ctx.params
+        args = (volt, spikes, grad_spikes, current_decay, volt_decay, threshold, surrogate)
+        out = _CURRENT_LEAKY_BACKWARD(*args) if backend == "compile" else None
+        return (_current_leaky_backward_eager(*args) if out is None else out), None, None, None, None, None
+
+
+class _CompiledKernel:
+    """A ``_graph`` function compiled lazily by ``torch.compile``; ``None`` when compiling fails.
+
+    Compiling needs a C++ compiler (Inductor's CPU code) and costs several seconds per input
+    shape (once per process). When it fails, the first failure is reported as a
+    ``RuntimeWarning`` and every kernel of the process goes back to the eager kernels, which
+    compute the same function.
+    """
+
+    failed: str | None = None  # shared: one failure turns the backend off for the process
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+        self.compiled: Callable[..., Any] | None = None
+
+    def __call__(self, *args: Any) -> Any:
+        if _CompiledKernel.failed is not None:
+            return None
+        try:
+            if self.compiled is None:
+                self.compiled = torch.compile(self.fn, dynamic=False)
+            return self.compiled(*args)
+        except Exception as err:  # no compiler, unsupported platform ...: the eager kernels take over
+            _CompiledKernel.failed = f"{type(err).__name__}: {err}"
+            warnings.warn(f"backend='compile' is unavailable ({_CompiledKernel.failed.splitlines()[0]}); "
+                          "using the eager kernels", RuntimeWarning, stacklevel=2)
+            return None
+
+
+_LEAKY_FORWARD = _CompiledKernel(_leaky_forward_graph)
+_LEAKY_BACKWARD = _CompiledKernel(_leaky_backward_graph)
+_CURRENT_LEAKY_FORWARD = _CompiledKernel(_current_leaky_forward_graph)
+_CURRENT_LEAKY_BACKWARD = _CompiledKernel(_current_leaky_backward_graph)
+
+#: Kernel implementations, chosen per neuron with ``backend=``: ``eager`` (hand-written
+#: backward, the default) or ``compile`` (``torch.compile``, with an eager fallback).
+BACKENDS = ("eager", "compile")
 
 
 #: Largest per-step tensor (elements) that no-grad calls run through the NumPy kernels: below
@@ -296,12 +441,17 @@ class MultiStepLeaky(MultiStepNeuron):
     :param beta: membrane decay in [0, 1]
     :param threshold: positive threshold :math:`\theta^+ > 0` (fixed)
     :param surrogate: surrogate name, spec dict or :class:`~snnrl_sb3.surrogate.Surrogate`
+    :param backend: ``"eager"`` (hand-written kernels) or ``"compile"`` (``torch.compile``d
+        kernels: faster per call, several seconds of compiling per input shape, needs a C++
+        compiler, falls back to ``"eager"`` with a warning without one)
     """
 
     def __init__(self, beta: float = 0.9, threshold: float = 1.0, neg_threshold: float | None = None,
                  learn_neg_threshold: bool = True, symmetric: bool = False,
-                 surrogate: str | dict | Surrogate = "atan", surrogate_kwargs: dict | None = None) -> None:
+                 surrogate: str | dict | Surrogate = "atan", surrogate_kwargs: dict | None = None,
+                 backend: str = "eager") -> None:
         super().__init__()
+        self.backend = check_choice("backend", backend, BACKENDS)
         self.beta = check_real("beta", beta, low=0.0, high=1.0)
         self.threshold = check_real("threshold", threshold, low=0.0, low_inclusive=False)
         self.symmetric = check_bool("symmetric", symmetric)
@@ -329,7 +479,7 @@ class MultiStepLeaky(MultiStepNeuron):
         if _use_numpy(x, neg_threshold):
             return _leaky_numpy(x, self.beta, self.threshold,
                                 None if neg_threshold is None else float(neg_threshold.detach()))
-        return _LeakyKernel.apply(x, neg_threshold, self.beta, self.threshold, self.surrogate)
+        return _LeakyKernel.apply(x, neg_threshold, self.beta, self.threshold, self.surrogate, self.backend)
 
     def reference(self, x: Tensor) -> Tensor:
         _check_time_major(x)
@@ -343,15 +493,17 @@ class MultiStepLeaky(MultiStepNeuron):
 
     def extra_repr(self) -> str:
         kind = "symmetric ternary" if self.symmetric else ("ternary" if self.neg is not None else "binary")
-        return f"{kind}, beta={self.beta}, threshold={self.threshold}"
+        return f"{kind}, beta={self.beta}, threshold={self.threshold}, backend={self.backend!r}"
 
 
 class MultiStepCurrentLeaky(MultiStepNeuron):
     """Pop-SAN's current-based LIF over time (current decay, voltage decay, threshold, hard reset)."""
 
     def __init__(self, current_decay: float = 0.5, volt_decay: float = 0.75, threshold: float = 0.5,
-                 surrogate: str | dict | Surrogate | None = None, surrogate_kwargs: dict | None = None) -> None:
+                 surrogate: str | dict | Surrogate | None = None, surrogate_kwargs: dict | None = None,
+                 backend: str = "eager") -> None:
         super().__init__()
+        self.backend = check_choice("backend", backend, BACKENDS)
         self.current_decay = check_real("current_decay", current_decay, low=0.0, high=1.0)
         self.volt_decay = check_real("volt_decay", volt_decay, low=0.0, high=1.0)
         self.threshold = check_real("threshold", threshold, low=0.0, low_inclusive=False)
@@ -361,7 +513,8 @@ class MultiStepCurrentLeaky(MultiStepNeuron):
         _check_time_major(x)
         if _use_numpy(x):
             return _current_leaky_numpy(x, self.current_decay, self.volt_decay, self.threshold)
-        return _CurrentLeakyKernel.apply(x, self.current_decay, self.volt_decay, self.threshold, self.surrogate)
+        return _CurrentLeakyKernel.apply(x, self.current_decay, self.volt_decay, self.threshold, self.surrogate,
+                                         self.backend)
 
     def reference(self, x: Tensor) -> Tensor:
         _check_time_major(x)
@@ -374,7 +527,8 @@ class MultiStepCurrentLeaky(MultiStepNeuron):
         return torch.stack(spikes)
 
     def extra_repr(self) -> str:
-        return f"current_decay={self.current_decay}, volt_decay={self.volt_decay}, threshold={self.threshold}"
+        return (f"current_decay={self.current_decay}, volt_decay={self.volt_decay}, threshold={self.threshold}, "
+                f"backend={self.backend!r}")
 
 
 def _lif(beta: float = 0.9, threshold: float = 1.0, **kw: Any) -> MultiStepLeaky:

@@ -178,6 +178,8 @@ def test_network_gradients_match_step_by_step_reference():
     (lambda: make_neuron("ternary", neg_threshold=0.0), ValueError, "neg_threshold must be >"),
     (lambda: MultiStepLeaky(beta=2.0), ValueError, "beta must be <= 1.0"),
     (lambda: MultiStepCurrentLeaky(threshold=-1.0), ValueError, "threshold must be > 0.0"),
+    (lambda: MultiStepLeaky(backend="jit"), ValueError, "unknown backend 'jit'"),
+    (lambda: MultiStepCurrentLeaky(backend=None), TypeError, "backend must be a string"),
     (lambda: make_neuron("lif")(torch.randn(4)), ValueError, "time-major"),
     (lambda: make_encoder("poisson"), ValueError, "unknown encoder 'poisson'"),
     (lambda: Readout(3, 2, mode="spikes"), ValueError, "unknown decoder 'spikes'"),
@@ -342,3 +344,47 @@ def test_numpy_path_is_not_used_when_gradients_are_needed():
     with torch.no_grad():
         assert multistep._use_numpy(x)
     assert not multistep._use_numpy(torch.randn(4, 64, 256))  # large: the torch kernel wins
+
+
+# --- backend="compile": torch.compile'd kernels, eager fallback ------------------------------------
+
+COMPILE_CASES = [
+    ("lif", dict(beta=0.8)),
+    ("ternary", dict(beta=0.83, threshold=0.3, neg_threshold=0.7)),
+    ("symmetric_ternary", dict(beta=0.9, surrogate="trapezoid")),
+    ("current_lif", dict(surrogate="atan")),
+]
+
+
+@pytest.mark.parametrize("kind,params", COMPILE_CASES)
+def test_compiled_kernels_match_reference(kind, params):
+    from snnrl_sb3.multistep import _CompiledKernel
+
+    torch.manual_seed(4)
+    neuron = make_neuron(kind, backend="compile", **params)
+    x = (torch.randn(4, 3, 10) * 1.5).requires_grad_()
+    assert_kernel_matches_reference(neuron, x)  # spikes exact, gradients to 1e-5
+    with torch.no_grad():  # the no-grad forward (target networks) takes the compiled kernel too
+        big = torch.randn(3, 70, 40) * 1.5
+        assert torch.equal(neuron(big), neuron.reference(big))
+    if _CompiledKernel.failed is not None:
+        pytest.skip(f"torch.compile unavailable here, the eager fallback was tested: {_CompiledKernel.failed}")
+
+
+def test_compile_backend_falls_back_to_eager_with_a_warning(monkeypatch):
+    from snnrl_sb3 import multistep
+
+    def broken_compile(*args, **kwargs):
+        raise RuntimeError("no C++ compiler")
+
+    monkeypatch.setattr(multistep._CompiledKernel, "failed", None)
+    monkeypatch.setattr(multistep, "_LEAKY_FORWARD", multistep._CompiledKernel(multistep._leaky_forward_graph))
+    monkeypatch.setattr(multistep.torch, "compile", broken_compile)
+    torch.manual_seed(0)
+    x = torch.randn(5, 4, 6, requires_grad=True) * 2
+    eager = make_neuron("ternary")(x)
+    with pytest.warns(RuntimeWarning, match="backend='compile' is unavailable .*no C\\+\\+ compiler"):
+        out = make_neuron("ternary", backend="compile")(x)
+    assert torch.equal(out, eager)
+    assert "no C++ compiler" in multistep._CompiledKernel.failed
+    out.sum().backward()  # the backward falls back as well, silently: the failure is process-wide

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import statistics
 import time
 from typing import Callable
+
+from torch import Tensor, nn
+
+from snnrl_sb3.multistep import MultiStepNeuron
 
 def time_calls(candidates: dict[str, Callable[[], object]], *, rounds: int = 7, min_seconds: float = 0.15,
                warmup: int = 5, stat: str = "median", clock: str = "wall") -> dict[str, float]:
@@ -49,3 +54,25 @@ def print_table(header: list[str], rows: list[list[str]]) -> None:
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for row in rows:
         print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |")
+
+
+class _PassThrough(MultiStepNeuron):
+    """A neuron that costs nothing: its output is its input current."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x
+
+
+def without_neurons(model: nn.Module) -> nn.Module:
+    """A deep copy of ``model`` whose multi-step neurons pass their input through unchanged.
+
+    Timing it gives the *layer-once floor*: everything a spiking step costs except the neuron
+    recurrences (synaptic layers over ``T * B`` rows, encoder, read-out, optimiser). No neuron
+    kernel, however fused, can make the spiking step cheaper than that.
+    """
+    model = copy.deepcopy(model)
+    for parent in model.modules():
+        for name, child in parent.named_children():
+            if isinstance(child, MultiStepNeuron):
+                setattr(parent, name, _PassThrough())
+    return model

@@ -8,7 +8,13 @@ process and interleaved rounds:
   hidden neurons, and a non-spiking ``snn.Leaky`` output integrator whose membrane is
   recorded, stacked and max-pooled over time (the body's ``membrane_max`` read-out);
 * ``lif`` / ``ternary``: :func:`snnrl_sb3.spiking_mlp` (layers once over all T, fused neuron
-  kernels) with the binary LIF and the asymmetric ternary neuron.
+  kernels) with the binary LIF and the asymmetric ternary neuron;
+* ``floor``: the LIF body with its neurons removed
+  (:func:`~snnrl_sb3.benchmarks._timing.without_neurons`): the synaptic layers over ``T * B``
+  rows and the read-out alone, the least any neuron kernel can cost;
+* with ``--compile``, also ``lif+compile`` / ``ternary+compile``: the same bodies with
+  ``backend="compile"`` (``torch.compile``d neuron kernels; compiling happens in the warm-up
+  and is reported separately).
 
 Every T is timed twice: first with the C library's default allocator settings, then after
 :func:`~snnrl_sb3.utils.tune_allocator` (glibc only; it cannot be undone within a
@@ -18,13 +24,14 @@ process, hence that order). Ratios compare candidates timed in the same rounds o
 from __future__ import annotations
 
 import argparse
+import time
 from typing import Callable
 
 import snntorch as snn
 import torch
 from torch import nn
 
-from snnrl_sb3.benchmarks._timing import print_table, time_calls
+from snnrl_sb3.benchmarks._timing import print_table, time_calls, without_neurons
 from snnrl_sb3.utils import tune_allocator
 from snnrl_sb3.body import spiking_mlp
 
@@ -66,10 +73,16 @@ def fwd_bwd(model: nn.Module, x: torch.Tensor) -> Callable[[], None]:
     return step
 
 
-def _row(steps: int, allocator: str, t: dict[str, float]) -> list[str]:
+def _row(steps: int, allocator: str, t: dict[str, float], spiking: list[str]) -> list[str]:
     return [str(steps), allocator, f"{t['ann'] * 1e6:.0f} µs", f"{t['naive'] / t['ann']:.1f}x",
-            f"{t['lif'] / t['ann']:.1f}x", f"{t['ternary'] / t['ann']:.1f}x",
-            f"{t['naive'] / t['lif']:.1f}x", f"{t['naive'] / t['ternary']:.1f}x"]
+            f"{t['floor'] / t['ann']:.1f}x",
+            *(f"{t[name] / t['ann']:.1f}x" for name in spiking), *(f"{t['naive'] / t[name]:.1f}x" for name in spiking)]
+
+
+def _compile_seconds(step: Callable[[], None]) -> float:
+    start = time.perf_counter()
+    step()
+    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -81,6 +94,8 @@ def main() -> None:
                         help="per-candidate statistic over the rounds")
     parser.add_argument("--allocator", choices=["both", "default", "tuned"], default="both")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time the bodies with backend='compile' (needs a C++ compiler)")
     parser.add_argument("--clock", choices=["wall", "thread"], default="wall",
                         help="thread: CPU time of this thread, robust on a busy machine (needs --threads 1)")
     args = parser.parse_args()
@@ -92,10 +107,20 @@ def main() -> None:
     sizes = [4, 256, 256, 2]
     x = torch.randn(args.batch, sizes[0])
     ann = nn.Sequential(nn.Linear(4, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 2))
+    spiking = {"lif": ("lif", "eager"), "ternary": ("ternary", "eager")}
+    if args.compile:
+        spiking.update({"lif+compile": ("lif", "compile"), "ternary+compile": ("ternary", "compile")})
     nets = {steps: {"ann": ann, "naive": NaiveSnnTorchMLP(sizes, steps),
-                    "lif": spiking_mlp(4, [256, 256], 2, num_steps=steps, neuron="lif"),
-                    "ternary": spiking_mlp(4, [256, 256], 2, num_steps=steps, neuron="ternary")}
+                    **{name: spiking_mlp(4, [256, 256], 2, num_steps=steps, neuron=neuron,
+                                         neuron_kwargs={"backend": backend})
+                       for name, (neuron, backend) in spiking.items()}}
             for steps in args.steps}
+    for candidates in nets.values():
+        candidates["floor"] = without_neurons(candidates["lif"])
+    if args.compile:
+        for steps in args.steps:
+            for name in ("lif+compile", "ternary+compile"):
+                print(f"compiling {name} at T={steps}: {_compile_seconds(fwd_bwd(nets[steps][name], x)):.1f} s")
     phases = {"both": ["default", "tuned"], "default": ["default"], "tuned": ["tuned"]}[args.allocator]
     print(f"fwd+bwd, 4-256-256-2 MLP, batch {args.batch}, {torch.get_num_threads()} threads, "
           f"{args.stat} of {args.rounds} interleaved rounds, {args.clock} clock")
@@ -107,9 +132,9 @@ def main() -> None:
         for steps in args.steps:
             candidates = {name: fwd_bwd(model, x) for name, model in nets[steps].items()}
             times = time_calls(candidates, rounds=args.rounds, stat=args.stat, clock=args.clock)
-            rows.append(_row(steps, allocator, times))
-    print_table(["T", "allocator", "ANN", "naive/ANN", "LIF/ANN", "ternary/ANN", "naive/LIF", "naive/ternary"],
-                rows)
+            rows.append(_row(steps, allocator, times, list(spiking)))
+    print_table(["T", "allocator", "ANN", "naive/ANN", "floor/ANN", *(f"{name}/ANN" for name in spiking),
+                 *(f"naive/{name}" for name in spiking)], rows)
 
 
 if __name__ == "__main__":

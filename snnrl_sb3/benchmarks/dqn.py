@@ -10,14 +10,17 @@ Run ``python -m snnrl_sb3.benchmarks.dqn``. In one process, with interleaved rou
   ``DQN.predict`` and ``evaluate_policy`` call per step), and the bare network forward;
 
 for SB3's ANN ``MlpPolicy`` (the unit), a naive snnTorch per-step loop (every layer called at
-every step, ``snn.Leaky``, membrane-max read-out), and :class:`~snnrl_sb3.SpikingQPolicy` with
-binary LIF and asymmetric ternary neurons. Then the same gradient step for the Atari NatureCNN
+every step, ``snn.Leaky``, membrane-max read-out), :class:`~snnrl_sb3.SpikingQPolicy` with
+binary LIF and asymmetric ternary neurons (with ``--compile`` also their ``backend="compile"``
+versions), and the *floor*: the LIF policy with its neurons removed
+(:func:`~snnrl_sb3.benchmarks._timing.without_neurons`), the least any neuron kernel can cost. Then the same gradient step for the Atari NatureCNN
 (4x84x84, batch 32) against SB3's ``CnnPolicy``, at T = 8 and T = 20 (``--skip-atari`` to skip).
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 from typing import Callable
 
 import numpy as np
@@ -30,7 +33,7 @@ from gymnasium import spaces
 from stable_baselines3.dqn.policies import CnnPolicy, DQNPolicy
 from torch import nn
 
-from snnrl_sb3.benchmarks._timing import print_table, time_calls
+from snnrl_sb3.benchmarks._timing import print_table, time_calls, without_neurons
 from snnrl_sb3.dqn import SpikingQPolicy
 from snnrl_sb3.surrogate import atan
 
@@ -111,15 +114,27 @@ def cartpole(args: argparse.Namespace) -> None:
     arch, steps = [256, 256], args.num_steps
     batch = make_batch(obs_space, 2, args.batch)
     ann = DQNPolicy(obs_space, act_space, lr, net_arch=arch)
-    lif = SpikingQPolicy(obs_space, act_space, lr, net_arch=arch, num_steps=steps, neuron="lif")
-    ternary = SpikingQPolicy(obs_space, act_space, lr, net_arch=arch, num_steps=steps, neuron="ternary")
+    variants = {"lif": ("lif", "eager"), "ternary": ("ternary", "eager")}
+    if args.compile:
+        variants.update({"lif+compile": ("lif", "compile"), "ternary+compile": ("ternary", "compile")})
+    spiking = {name: SpikingQPolicy(obs_space, act_space, lr, net_arch=arch, num_steps=steps, neuron=neuron,
+                                    neuron_kwargs={"backend": backend})
+               for name, (neuron, backend) in variants.items()}
+    floor = without_neurons(spiking["lif"])
     naive, naive_net = naive_step([4, *arch, 2], steps, batch)
-    train = time_calls({"ann": policy_step(ann, batch), "naive": naive, "lif": policy_step(lif, batch),
-                        "ternary": policy_step(ternary, batch)}, rounds=args.rounds)
+    steps_of = {"ann": policy_step(ann, batch), "naive": naive, "floor": policy_step(floor, batch),
+                **{name: policy_step(policy, batch) for name, policy in spiking.items()}}
+    for name in variants:
+        if name.endswith("+compile"):
+            start = time.perf_counter()
+            steps_of[name]()
+            print(f"compiling {name}: {time.perf_counter() - start:.1f} s")
+    train = time_calls(steps_of, rounds=args.rounds)
 
     one = np.random.default_rng(1).normal(size=(4,)).astype(np.float32)
     one_t = torch.as_tensor(one)[None]
-    for p in (ann, lif, ternary):
+    policies = {"ann": ann, "floor": floor, **spiking}
+    for p in policies.values():
         p.set_training_mode(False)
 
     def bare(net: nn.Module) -> Callable[[], object]:
@@ -128,18 +143,17 @@ def cartpole(args: argparse.Namespace) -> None:
                 return net(one_t)
         return call
 
-    act = time_calls({
-        "ann": lambda: ann.predict(one, deterministic=True), "lif": lambda: lif.predict(one, deterministic=True),
-        "ternary": lambda: ternary.predict(one, deterministic=True),
-        "naive": lambda: bare(naive_net)().argmax(1),
-    }, rounds=args.rounds)
-    fwd = time_calls({"ann": bare(ann.q_net), "naive": bare(naive_net), "lif": bare(lif.q_net),
-                      "ternary": bare(ternary.q_net)}, rounds=args.rounds)
+    act = time_calls({name: (lambda p=p: p.predict(one, deterministic=True)) for name, p in policies.items()},
+                     rounds=args.rounds)
+    fwd = time_calls({"ann": bare(ann.q_net), "naive": bare(naive_net),
+                      **{name: bare(p.q_net) for name, p in policies.items() if name != "ann"}},
+                     rounds=args.rounds)
 
     print(f"\nCartPole shape (4-256-256-2), T={steps}, {torch.get_num_threads()} thread(s); ratios to SB3 MlpPolicy")
+    labels = {"naive": "naive snnTorch loop", "floor": "layer-once floor (neurons removed)",
+              **{name: f"SpikingQPolicy {name}" for name in variants}}
     rows = []
-    for name, label in (("naive", "naive snnTorch loop"), ("lif", "SpikingQPolicy lif"),
-                        ("ternary", "SpikingQPolicy ternary")):
+    for name, label in labels.items():
         rows.append([label, f"{train[name] / train['ann']:.2f}x", f"{train['naive'] / train[name]:.1f}x",
                      f"{act[name] / act['ann']:.2f}x" if name != "naive" else "-",
                      f"{fwd[name] / fwd['ann']:.2f}x"])
@@ -174,6 +188,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: stable ratios on shared CPUs)")
     parser.add_argument("--skip-atari", action="store_true")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time backend='compile' (torch.compile'd kernels; needs a C++ compiler)")
     args = parser.parse_args()
     tune_allocator()  # keep freed [T, B, ...] buffers: avoids page faults (opt-in, see its docs)
     torch.set_num_threads(args.threads)
