@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import math
+import types
 import warnings
 from typing import Any, Callable
 
@@ -199,7 +200,7 @@ class _LeakyKernel(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: Tensor, neg_threshold: Tensor | None, beta: float, pos_threshold: float,
                 surrogate: Surrogate, backend: str = "eager") -> Tensor:  # type: ignore[override]
-        args = (x, None if neg_threshold is None else neg_threshold.detach(), beta, pos_threshold)
+        args = (x.detach(), None if neg_threshold is None else neg_threshold.detach(), beta, pos_threshold)
         out = _LEAKY_FORWARD(*args) if backend == "compile" else None
         spikes, mem, below = _leaky_forward_eager(*args) if out is None else out
         ctx.save_for_backward(mem, below, neg_threshold)
@@ -296,7 +297,7 @@ class _CurrentLeakyKernel(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: Tensor, current_decay: float, volt_decay: float, threshold: float,
                 surrogate: Surrogate, backend: str = "eager") -> Tensor:  # type: ignore[override]
-        args = (x, current_decay, volt_decay, threshold)
+        args = (x.detach(), current_decay, volt_decay, threshold)
         out = _CURRENT_LEAKY_FORWARD(*args) if backend == "compile" else None
         spikes, volt = _current_leaky_forward_eager(*args) if out is None else out
         ctx.save_for_backward(volt, spikes)
@@ -316,24 +317,34 @@ class _CompiledKernel:
     """A ``_graph`` function compiled lazily by ``torch.compile``; ``None`` when compiling fails.
 
     Compiling needs a C++ compiler (Inductor's CPU code) and costs several seconds per input
-    shape (once per process). When it fails, the first failure is reported as a
-    ``RuntimeWarning`` and every kernel of the process goes back to the eager kernels, which
-    compute the same function.
+    shape (once per process). Each input shape gets its own copy of the function, so Dynamo's
+    per-function recompile limit (8 variants) does not send a network with many layer shapes,
+    batch sizes or ``T`` back to the uncompiled graph. When compiling fails, the first failure is
+    reported as a ``RuntimeWarning`` and every kernel of the process goes back to the eager
+    kernels, which compute the same function.
     """
 
     failed: str | None = None  # shared: one failure turns the backend off for the process
 
     def __init__(self, fn: Callable[..., Any]) -> None:
         self.fn = fn
-        self.compiled: Callable[..., Any] | None = None
+        self.compiled: dict[tuple[int, ...], Callable[..., Any]] = {}
+
+    def _compile(self) -> Callable[..., Any]:
+        fn = self.fn
+        copy = types.FunctionType(fn.__code__.replace(), fn.__globals__, fn.__name__, fn.__defaults__,
+                                  fn.__closure__)  # a fresh code object: a fresh Dynamo cache
+        return torch.compile(copy, dynamic=False)
 
     def __call__(self, *args: Any) -> Any:
         if _CompiledKernel.failed is not None:
             return None
+        shape = tuple(args[0].shape)
         try:
-            if self.compiled is None:
-                self.compiled = torch.compile(self.fn, dynamic=False)
-            return self.compiled(*args)
+            compiled = self.compiled.get(shape)
+            if compiled is None:
+                compiled = self.compiled[shape] = self._compile()
+            return compiled(*args)
         except Exception as err:  # no compiler, unsupported platform ...: the eager kernels take over
             _CompiledKernel.failed = f"{type(err).__name__}: {err}"
             warnings.warn(f"backend='compile' is unavailable ({_CompiledKernel.failed.splitlines()[0]}); "
