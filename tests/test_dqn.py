@@ -249,6 +249,15 @@ def test_constructor_parameters_are_json_plain_and_complete():
     assert isinstance(model.q_net.q_net.readout, DuelingReadout)
 
 
+def test_kernel_backend_is_a_saved_neuron_kwarg(tmp_path):
+    model = build(DQN, SpikingQPolicy, "cartpole", {"num_steps": 3, "neuron_kwargs": {"backend": "compile"}})
+    model.save(tmp_path / "m.zip")
+    loaded = DQN.load(tmp_path / "m.zip")
+    for net in (loaded.q_net, loaded.q_net_target):
+        backends = {m.backend for m in net.modules() if hasattr(m, "backend")}
+        assert backends == {"compile"}
+
+
 def test_default_bodies_and_net_arch():
     cart = build(DQN, SpikingQPolicy, "cartpole", {})
     assert cart.policy.net_arch == [64, 64] and isinstance(cart.q_net, SpikingQNetwork)
@@ -305,6 +314,7 @@ BAD_KWARGS = [
     ({"neg_threshold": -1.0}, ValueError, "neg_threshold must be >"),
     ({"decoder_beta": -0.1}, ValueError, "decoder_beta must be >= 0.0"),
     ({"net_arch": []}, ValueError, "net_arch must be a non-empty list"),
+    ({"neuron_kwargs": {"backend": "cuda"}}, ValueError, "unknown backend 'cuda'"),
 ]
 
 
