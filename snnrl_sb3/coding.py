@@ -91,10 +91,12 @@ class BernoulliEncoder(Encoder):
         if deterministic:
             frozen = torch.Generator(device=x.device).manual_seed(self.seed)
             noise = torch.rand((num_steps, 1, *x.shape[1:]), generator=frozen, device=x.device, dtype=x.dtype)
+            spikes = (noise < x).to(x.dtype)
         else:
             noise = torch.rand((num_steps, *x.shape), generator=self._generator(x.device), device=x.device,
                                dtype=x.dtype)
-        spikes = (noise < x).to(x.dtype)
+            # the comparison written into the noise buffer: one pass, no bool temporary (T*B frames)
+            spikes = torch.lt(noise, x, out=noise)
         if x.requires_grad:  # straight-through estimator
             spikes = spikes + (x - x.detach())
         return spikes
