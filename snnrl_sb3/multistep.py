@@ -10,7 +10,9 @@ element-wise recurrence here loops over time. Each neuron has two implementation
 * ``reference``: a plain Python loop over the pure step functions of :mod:`snnrl_sb3.neurons`
   with autograd, the ground truth the kernels are tested against.
 
-Nothing here needs a compiler or a GPU.
+The kernel's loops come in two forms: ``_eager`` (in place, the default) and ``_graph`` (out of
+place, for ``torch.compile``: ``backend="compile"``). Nothing needs a compiler or a GPU: without
+a compiler, ``backend="compile"`` falls back to the eager loops.
 """
 
 from __future__ import annotations
