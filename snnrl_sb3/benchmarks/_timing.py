@@ -47,6 +47,13 @@ def time_calls(candidates: dict[str, Callable[[], object]], *, rounds: int = 7, 
     return {name: reduce(values) for name, values in samples.items()}
 
 
+def first_call_seconds(fn: Callable[[], object]) -> float:
+    """Wall time of one call: what ``backend="compile"`` spends compiling before it is timed."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
 def print_table(header: list[str], rows: list[list[str]]) -> None:
     """Print a Markdown table (pasted as is into README)."""
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]

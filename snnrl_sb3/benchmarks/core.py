@@ -24,14 +24,13 @@ process, hence that order). Ratios compare candidates timed in the same rounds o
 from __future__ import annotations
 
 import argparse
-import time
 from typing import Callable
 
 import snntorch as snn
 import torch
 from torch import nn
 
-from snnrl_sb3.benchmarks._timing import print_table, time_calls, without_neurons
+from snnrl_sb3.benchmarks._timing import first_call_seconds, print_table, time_calls, without_neurons
 from snnrl_sb3.utils import tune_allocator
 from snnrl_sb3.body import spiking_mlp
 
@@ -79,12 +78,6 @@ def _row(steps: int, allocator: str, t: dict[str, float], spiking: list[str]) ->
             *(f"{t[name] / t['ann']:.1f}x" for name in spiking), *(f"{t['naive'] / t[name]:.1f}x" for name in spiking)]
 
 
-def _compile_seconds(step: Callable[[], None]) -> float:
-    start = time.perf_counter()
-    step()
-    return time.perf_counter() - start
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=64)
@@ -120,7 +113,7 @@ def main() -> None:
     if args.compile:
         for steps in args.steps:
             for name in ("lif+compile", "ternary+compile"):
-                print(f"compiling {name} at T={steps}: {_compile_seconds(fwd_bwd(nets[steps][name], x)):.1f} s")
+                print(f"compiling {name} at T={steps}: {first_call_seconds(fwd_bwd(nets[steps][name], x)):.1f} s")
     phases = {"both": ["default", "tuned"], "default": ["default"], "tuned": ["tuned"]}[args.allocator]
     print(f"fwd+bwd, 4-256-256-2 MLP, batch {args.batch}, {torch.get_num_threads()} threads, "
           f"{args.stat} of {args.rounds} interleaved rounds, {args.clock} clock")

@@ -20,7 +20,6 @@ versions), and the *floor*: the LIF policy with its neurons removed
 from __future__ import annotations
 
 import argparse
-import time
 from typing import Callable
 
 import numpy as np
@@ -33,7 +32,7 @@ from gymnasium import spaces
 from stable_baselines3.dqn.policies import CnnPolicy, DQNPolicy
 from torch import nn
 
-from snnrl_sb3.benchmarks._timing import print_table, time_calls, without_neurons
+from snnrl_sb3.benchmarks._timing import first_call_seconds, print_table, time_calls, without_neurons
 from snnrl_sb3.dqn import SpikingQPolicy
 from snnrl_sb3.surrogate import atan
 
@@ -126,9 +125,7 @@ def cartpole(args: argparse.Namespace) -> None:
                 **{name: policy_step(policy, batch) for name, policy in spiking.items()}}
     for name in variants:
         if name.endswith("+compile"):
-            start = time.perf_counter()
-            steps_of[name]()
-            print(f"compiling {name}: {time.perf_counter() - start:.1f} s")
+            print(f"compiling {name}: {first_call_seconds(steps_of[name]):.1f} s")
     train = time_calls(steps_of, rounds=args.rounds)
 
     one = np.random.default_rng(1).normal(size=(4,)).astype(np.float32)
@@ -177,7 +174,7 @@ def atari(args: argparse.Namespace) -> None:
         t = time_calls(cands, rounds=max(3, args.rounds // 2), min_seconds=0.3, warmup=2)
         rows.append([str(steps), f"{t['ann'] * 1e3:.1f} ms", f"{t['direct'] / t['ann']:.1f}x",
                      f"{t['bernoulli'] / t['ann']:.1f}x"])
-    print(f"\nAtari NatureCNN (4x84x84, 4 actions), batch 32 grad step, ternary; ratios to SB3 CnnPolicy")
+    print("\nAtari NatureCNN (4x84x84, 4 actions), batch 32 grad step, ternary; ratios to SB3 CnnPolicy")
     print_table(["T", "SB3 CnnPolicy", "spiking direct", "spiking bernoulli (seed 000)"], rows)
 
 
