@@ -2,7 +2,8 @@
 
 from snnrl_sb3.body import SpikingNetwork, spiking_mlp, spiking_nature_cnn
 from snnrl_sb3.coding import BernoulliEncoder, DirectEncoder, Readout, make_encoder
-from snnrl_sb3.multistep import MultiStepCurrentLeaky, MultiStepLeaky, MultiStepNeuron, make_neuron
+from snnrl_sb3.config import SpikingConfig
+from snnrl_sb3.kernels import MultiStepCurrentLeaky, MultiStepDynamic, MultiStepLeaky, MultiStepNeuron, make_neuron
 from snnrl_sb3.neurons import AsymmetricTernaryLeaky, CurrentLeaky
 from snnrl_sb3.surrogate import (
     Surrogate,
@@ -25,9 +26,11 @@ __all__ = [
     "CurrentLeaky",
     "DirectEncoder",
     "MultiStepCurrentLeaky",
+    "MultiStepDynamic",
     "MultiStepLeaky",
     "MultiStepNeuron",
     "Readout",
+    "SpikingConfig",
     "SpikingNetwork",
     "Surrogate",
     "Trapezoid",
@@ -46,11 +49,10 @@ __all__ = [
 ]
 
 # --- population-coded spiking actors for TD3 / DDPG / SAC (Pop-SAN, MDC-SAN) ---
-from snnrl_sb3.dynamic import MultiStepDynamic  # noqa: E402
-from snnrl_sb3.population import PopulationDecoder, PopulationEncoder  # noqa: E402
-from snnrl_sb3.td3 import PopSpikingSACPolicy, PopSpikingTD3Policy  # noqa: E402
+from snnrl_sb3.population import PopulationDecoder, PopulationEncoder
+from snnrl_sb3.td3 import PopSpikingSACPolicy, PopSpikingTD3Policy
 
-__all__ += ["MultiStepDynamic", "PopulationDecoder", "PopulationEncoder", "PopSpikingSACPolicy", "PopSpikingTD3Policy"]
+__all__ += ["PopulationDecoder", "PopulationEncoder", "PopSpikingSACPolicy", "PopSpikingTD3Policy"]
 
 # --- spiking Q-networks for stock SB3 DQN / sb3-contrib QR-DQN ---
 from snnrl_sb3.dqn import (  # noqa: E402

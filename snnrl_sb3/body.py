@@ -9,20 +9,29 @@ Every call starts from zero state: the network is a pure function of its input.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from torch import Tensor, nn
 
 from snnrl_sb3._validation import check_int
 from snnrl_sb3.coding import DirectEncoder, Encoder, Readout
-from snnrl_sb3.multistep import MultiStepNeuron, make_neuron
+from snnrl_sb3.kernels import MultiStepNeuron, make_neuron
 
-__all__ = ["SpikingNetwork", "spiking_mlp", "spiking_nature_cnn", "spiking_conv_net", "spiking_minatar_cnn",
+__all__ = ["SpikingNetwork", "MAX_NUM_STEPS", "NeuronSpec", "spiking_mlp", "spiking_nature_cnn", "spiking_conv_net",
+           "spiking_minatar_cnn",
            "NATURE_CNN_ARCH", "MINATAR_CNN_ARCH"]
 
 #: ``conv_arch`` of the NatureCNN (Mnih et al., 2015) and of the MinAtar DQN (Young & Tian, 2019).
 NATURE_CNN_ARCH = ((32, 8, 4), (64, 4, 2), (64, 3, 1))
 MINATAR_CNN_ARCH = ((16, 3, 1),)
+
+#: Largest ``T``: every forward loops over ``T`` steps and keeps ``T * B * width`` activations, so a
+#: larger value is a typo that would otherwise run for minutes or exhaust memory.
+MAX_NUM_STEPS = 4096
+
+#: A neuron kind's name (built with ``neuron_kwargs``) or a factory returning a fresh neuron layer.
+NeuronSpec = str | Callable[[], MultiStepNeuron]
 
 
 class SpikingNetwork(nn.Module):
@@ -35,10 +44,18 @@ class SpikingNetwork(nn.Module):
     :param encoder: turns the input into currents/spikes (default: direct coding)
     """
 
+    num_steps: int
+    encoder: Encoder
+    layers: nn.ModuleList
+    readout: nn.Module | None
+
     def __init__(self, layers: Sequence[nn.Module], readout: nn.Module | None, num_steps: int,
                  encoder: Encoder | None = None) -> None:
         super().__init__()
         self.num_steps = check_int("num_steps", num_steps, low=1)
+        if self.num_steps > MAX_NUM_STEPS:
+            raise ValueError(f"num_steps must be <= {MAX_NUM_STEPS} (each forward loops over T steps and keeps "
+                             f"T * batch * width activations), got {num_steps}")
         self.encoder = DirectEncoder() if encoder is None else encoder
         self.layers = nn.ModuleList(layers)
         self.readout = readout
@@ -75,7 +92,7 @@ class SpikingNetwork(nn.Module):
             chain.append(("encoder.synapse", self.encoder.synapse))
         return chain + [(f"layers.{i}", layer) for i, layer in enumerate(self.layers)]
 
-    def readout_synapses(self) -> list[tuple[str, nn.Module]]:
+    def readout_synapses(self) -> list[tuple[str, nn.Linear | nn.Conv2d]]:
         """Synaptic layers of the read-out, all fed by the last spike trains (none for a read-out
         without ``nn.Linear`` layers, such as a population decoder, which is host-side)."""
         if self.readout is None:
@@ -84,11 +101,15 @@ class SpikingNetwork(nn.Module):
                 if isinstance(m, (nn.Linear, nn.Conv2d))]
 
 
-def _neuron(neuron: str, neuron_kwargs: dict[str, Any] | None) -> MultiStepNeuron:
+def _neuron(neuron: NeuronSpec, neuron_kwargs: dict[str, Any] | None) -> MultiStepNeuron:
+    if callable(neuron):
+        if neuron_kwargs:
+            raise ValueError("neuron_kwargs must be empty when neuron is a factory")
+        return neuron()
     return make_neuron(neuron, **(neuron_kwargs or {}))
 
 
-def _dense_layers(width: int, net_arch: Sequence[int], neuron: str,
+def _dense_layers(width: int, net_arch: Sequence[int], neuron: NeuronSpec,
                   neuron_kwargs: dict[str, Any] | None) -> tuple[list[nn.Module], int]:
     """``Linear -> neuron`` per entry of ``net_arch``; returns the layers and the last width."""
     layers: list[nn.Module] = []
@@ -100,7 +121,7 @@ def _dense_layers(width: int, net_arch: Sequence[int], neuron: str,
 
 
 def spiking_mlp(in_features: int, net_arch: Sequence[int], out_features: int | None, *, num_steps: int = 8,
-                neuron: str = "ternary", neuron_kwargs: dict[str, Any] | None = None,
+                neuron: NeuronSpec = "ternary", neuron_kwargs: dict[str, Any] | None = None,
                 readout: str = "membrane_max", readout_beta: float = 0.9,
                 encoder: Encoder | None = None) -> SpikingNetwork:
     """A spiking MLP: ``Linear -> neuron`` per entry of ``net_arch``, then a :class:`Readout`
@@ -114,7 +135,7 @@ def spiking_mlp(in_features: int, net_arch: Sequence[int], out_features: int | N
 
 
 def spiking_nature_cnn(in_channels: int, image_size: tuple[int, int], features_dim: int, out_features: int | None, *,
-                       num_steps: int = 8, neuron: str = "ternary", neuron_kwargs: dict[str, Any] | None = None,
+                       num_steps: int = 8, neuron: NeuronSpec = "ternary", neuron_kwargs: dict[str, Any] | None = None,
                        readout: str = "membrane_max", readout_beta: float = 0.9,
                        encoder: Encoder | None = None) -> SpikingNetwork:
     """NatureCNN-shaped spiking body (3 conv + FC ``features_dim``) and a read-out: the DQN of
@@ -126,7 +147,7 @@ def spiking_nature_cnn(in_channels: int, image_size: tuple[int, int], features_d
 
 def spiking_conv_net(in_channels: int, image_size: tuple[int, int], conv_arch: Sequence[Sequence[int]],
                      net_arch: Sequence[int], out_features: int | None, *, num_steps: int = 8,
-                     neuron: str = "ternary", neuron_kwargs: dict[str, Any] | None = None,
+                     neuron: NeuronSpec = "ternary", neuron_kwargs: dict[str, Any] | None = None,
                      readout: str = "membrane_max", readout_beta: float = 0.9,
                      encoder: Encoder | None = None) -> SpikingNetwork:
     """A spiking convolutional body: ``Conv2d -> neuron`` per ``(channels, kernel, stride)`` entry of
@@ -140,7 +161,7 @@ def spiking_conv_net(in_channels: int, image_size: tuple[int, int], conv_arch: S
     check_int("in_channels", in_channels, low=1)
     if not conv_arch:
         raise ValueError("conv_arch must have at least one convolution")
-    convs: list[nn.Module] = []
+    convs: list[nn.Conv2d] = []
     channels = in_channels
     for i, spec in enumerate(conv_arch):
         if len(spec) != 3:

@@ -14,13 +14,14 @@ Read-outs map the last hidden spike trains ``[T, B, F]`` to values ``[B, A]``:
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from snnrl_sb3._validation import check_choice, check_int, check_real
-from snnrl_sb3.multistep import decay_matrix
+from snnrl_sb3._validation import MAX_SEED, InvalidStateDictError, check_choice, check_real, check_seed
+from snnrl_sb3.kernels import decay_matrix
 
 __all__ = ["Encoder", "DirectEncoder", "BernoulliEncoder", "ENCODERS", "make_encoder", "Readout", "READOUTS"]
 
@@ -29,12 +30,18 @@ class Encoder(nn.Module):
     """Base class. ``static`` encoders return ``[B, ...]``; others return ``[T, B, ...]``.
 
     An encoder that also owns the first synaptic layer (e.g. Pop-SAN's population input) sets
-    ``synapse`` to it and implements :meth:`spikes`; analysis tools (energy, NIR) then treat the
-    synapse as part of the spiking core and the rest as host-side coding.
+    ``synapse`` to it (a submodule of that name, or an override of the property) and implements
+    :meth:`spikes`; analysis tools (energy, NIR) then treat the synapse as part of the spiking
+    core and the rest as host-side coding.
     """
 
     static: bool = False
-    synapse: nn.Module | None = None
+
+    @property
+    def synapse(self) -> nn.Module | None:
+        """The first synaptic layer, when this encoder owns it (``None`` otherwise)."""
+        # a property, not a class attribute ``None``: that would hide a submodule assigned as self.synapse
+        return self._modules.get("synapse")
 
     def spikes(self, x: Tensor, num_steps: int, deterministic: bool = False) -> Tensor:
         """What the spiking core receives: the encoder's output, or, when it owns ``synapse``,
@@ -58,31 +65,62 @@ class BernoulliEncoder(Encoder):
     r"""Rate coding: :math:`s_t \sim \mathrm{Bernoulli}(p)` for inputs :math:`p \in [0, 1]`.
 
     The gradient is straight-through (:math:`\partial s_t/\partial p = 1`). Noise comes from the
-    encoder's own generator, seeded from ``seed`` (or, if ``None``, from torch's global RNG at
-    construction, so ``torch.manual_seed``/SB3's ``seed`` make it reproducible).
+    encoder's own generator (one per device), seeded from ``seed``; ``None`` draws the seed from
+    torch's global RNG at construction, so ``torch.manual_seed`` / SB3's ``seed`` make it
+    reproducible.
+
+    The seed is encoder *state*: an int64 buffer (``noise_seed``) in the state dict, so it travels
+    with ``model.save`` / ``load`` and with SB3's copy into target networks, exactly, for every
+    seed in ``[0, 2**63 - 1]``. Loading a state dict whose seed is not such an int is refused.
 
     With ``deterministic=True`` the encoder uses *frozen noise*: one fixed uniform pattern per
     step, shared by every sample, so the output depends only on the observation (identical
     batched or one by one, call after call) while keeping the rate-coded input statistics.
     """
 
+    noise_seed: Tensor
+
     def __init__(self, seed: int | None = None) -> None:
         super().__init__()
         if seed is None:
             seed = int(torch.randint(0, 2**31 - 1, ()).item())
-        self.seed = check_int("seed", seed, low=0)
-        self._generators: dict[str, torch.Generator] = {}
+        self.register_buffer("noise_seed", torch.tensor(check_seed("seed", seed), dtype=torch.int64))
+        self._generators: dict[torch.device, torch.Generator] = {}
+
+    @property
+    def seed(self) -> int:
+        """The noise seed (an int)."""
+        return int(self.noise_seed)
 
     def _generator(self, device: torch.device) -> torch.Generator:
-        key = str(device)
-        if key not in self._generators:
-            self._generators[key] = torch.Generator(device=device).manual_seed(self.seed)
-        return self._generators[key]
+        generator = self._generators.get(device)
+        if generator is None:
+            generator = self._generators[device] = torch.Generator(device=device).manual_seed(self.seed)
+        return generator
 
     def __getstate__(self) -> dict[str, Any]:  # generators are rebuilt lazily after pickling/deepcopy
         state = self.__dict__.copy()
         state["_generators"] = {}
         return state
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
+        key = prefix + "noise_seed"
+        if key not in state_dict:
+            # version 0.1 did not save the seed of Pop-SAN's Bernoulli encoder: keep the one drawn at
+            # construction (what 0.1 did; the same only if the model was built with an algorithm seed)
+            warnings.warn(f"the state dict has no {key!r} (saved by snnrl_sb3 0.1): keeping the Bernoulli seed drawn "
+                          f"at construction ({self.seed}); save the model again to keep it", UserWarning, stacklevel=2)
+            state_dict[key] = self.noise_seed.clone()
+        if key in state_dict:  # refuse what copy_ would silently truncate or wrap (3.7 -> 3, -5, NaN)
+            value = state_dict[key]
+            if (not isinstance(value, Tensor) or value.numel() != 1 or value.dtype != torch.int64
+                    or not 0 <= int(value) <= MAX_SEED):
+                shown = value.tolist() if isinstance(value, Tensor) and value.numel() < 5 else type(value).__name__
+                raise InvalidStateDictError(f"state dict entry {key!r} must be one int64 seed in [0, 2**63 - 1], "
+                                            f"got {shown!r} ({getattr(value, 'dtype', type(value).__name__)}): "
+                                            "the saved model is corrupted")
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._generators = {}  # rebuilt lazily from the loaded seed
 
     def forward(self, x: Tensor, num_steps: int, deterministic: bool = False) -> Tensor:
         if not torch.all((x >= 0) & (x <= 1)):
@@ -111,7 +149,10 @@ ENCODERS: dict[str, type[Encoder]] = {"direct": DirectEncoder, "bernoulli": Bern
 def make_encoder(name: str, **params: Any) -> Encoder:
     """Build an encoder by name: ``"direct"`` or ``"bernoulli"`` (``seed=``)."""
     check_choice("encoder", name, ENCODERS)
-    return ENCODERS[name](**params)
+    try:
+        return ENCODERS[name](**params)
+    except TypeError as err:  # unexpected keyword: name the encoder and what it takes
+        raise TypeError(f"bad parameters {sorted(params)} for encoder {name!r}: {err}") from None
 
 
 READOUTS = ("spike_count", "membrane_max", "membrane_mean", "membrane_last")
@@ -127,7 +168,7 @@ class Readout(nn.Module):
     def __init__(self, in_features: int, out_features: int, mode: str = "membrane_max", beta: float = 0.9,
                  bias: bool = True) -> None:
         super().__init__()
-        self.mode = check_choice("decoder", mode, READOUTS)
+        self.mode = check_choice("readout", mode, READOUTS)
         self.beta = check_real("beta", beta, low=0.0, high=1.0)
         self.linear = nn.Linear(in_features, out_features, bias=bias)
 

@@ -36,7 +36,7 @@ model, so ``DQN.load`` rebuilds the same network in a fresh process.
 
 from __future__ import annotations
 
-import json
+from collections.abc import Mapping
 from typing import Any
 
 import torch as th
@@ -48,12 +48,13 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, Flatten
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
+from typing_extensions import Unpack
 
-from snnrl_sb3._validation import check_bool, check_choice, check_int, check_real
+from snnrl_sb3._policy import SpikingPolicyMixin, check_finite_input, check_spaces
+from snnrl_sb3._validation import InvalidStateDictError, check_bool, check_choice, check_int
 from snnrl_sb3.body import MINATAR_CNN_ARCH, NATURE_CNN_ARCH, SpikingNetwork, spiking_conv_net, spiking_mlp
-from snnrl_sb3.coding import ENCODERS, READOUTS, BernoulliEncoder, Readout, make_encoder
-from snnrl_sb3.multistep import NEURONS, make_neuron
-from snnrl_sb3.surrogate import make_surrogate
+from snnrl_sb3.coding import Readout, make_encoder
+from snnrl_sb3.config import SpikingConfig, SpikingKwargs
 
 __all__ = [
     "SpikingQPolicy",
@@ -65,128 +66,37 @@ __all__ = [
     "DuelingReadout",
     "ImageInput",
     "BODIES",
-    "SPIKING_DEFAULTS",
+    "INITS",
 ]
 
 BODIES = ("auto", "mlp", "nature_cnn", "small_cnn")
 INITS = ("auto", "torch", "kaiming")
-
-#: Defaults of the spiking keyword arguments (see :class:`SpikingQPolicy` for the reasons).
-SPIKING_DEFAULTS: dict[str, Any] = {
-    "num_steps": 8,
-    "neuron": "ternary",
-    "beta": None,  # neuron default: 0.9
-    "threshold": None,  # neuron default: 1.0 (lif / ternary / symmetric_ternary), 0.5 (current_lif)
-    "neg_threshold": None,  # ternary only; None: 2.0 (seed 000)
-    "learn_neg_threshold": None,  # ternary only; None: True
-    "surrogate": "atan",
-    "surrogate_kwargs": None,
-    "neuron_kwargs": None,
-    "encoder": "direct",
-    "encoder_kwargs": None,
-    "decoder": "membrane_max",
-    "decoder_beta": 0.9,
-    "dueling": False,
-    "body": "auto",
-    "init": "auto",
-}
-
-#: The ternary neuron's initial negative threshold (seed 000's value; 1.0 solved 2/3 CartPole seeds, 2.0 every one).
-TERNARY_NEG_THRESHOLD = 2.0
-
-
-def _check_json_plain(name: str, value: Any) -> None:
-    """Policy kwargs must survive ``model.save``/``load`` as JSON: no objects, no classes."""
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError):
-        raise TypeError(
-            f"policy kwarg {name} must be JSON-plain (strings, numbers, bools, lists and dicts of those) so that "
-            f"save/load rebuilds it; got {value!r} ({type(value).__name__}). Pass names, e.g. surrogate='atan' "
-            f"with surrogate_kwargs={{'alpha': 2.0}}"
-        ) from None
-
-
-def _optional_dict(name: str, value: Any) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise TypeError(f"{name} must be a dict or None, got {type(value).__name__}")
-    return dict(value)
-
-
-def spiking_config(**kwargs: Any) -> dict[str, Any]:
-    """Validate the spiking keyword arguments (unknown keys, names, ranges, JSON-plainness) and
-    return them with defaults filled in. Raises ``TypeError``/``ValueError`` naming the problem."""
-    unknown = sorted(set(kwargs) - set(SPIKING_DEFAULTS))
-    if unknown:
-        raise TypeError(f"unknown spiking policy kwargs {unknown}; allowed: {sorted(SPIKING_DEFAULTS)}")
-    cfg = {**SPIKING_DEFAULTS, **kwargs}
-    for name, value in cfg.items():
-        _check_json_plain(name, value)
-    check_int("num_steps", cfg["num_steps"], low=1)
-    check_choice("neuron", cfg["neuron"], NEURONS)
-    check_choice("encoder", cfg["encoder"], ENCODERS)
-    check_choice("decoder", cfg["decoder"], READOUTS)
-    check_choice("body", cfg["body"], BODIES)
-    check_choice("init", cfg["init"], INITS)
-    check_real("decoder_beta", cfg["decoder_beta"], low=0.0, high=1.0)
-    check_bool("dueling", cfg["dueling"])
-    for name in ("surrogate_kwargs", "neuron_kwargs", "encoder_kwargs"):
-        _optional_dict(name, cfg[name])
-    if cfg["neuron"] != "ternary":
-        for name in ("neg_threshold", "learn_neg_threshold"):
-            if cfg[name] is not None:
-                raise ValueError(f"{name} applies only to neuron='ternary', got neuron={cfg['neuron']!r}")
-    if cfg["neuron"] == "current_lif" and cfg["beta"] is not None:
-        raise ValueError("beta does not apply to neuron='current_lif' (it has current_decay and volt_decay: "
-                         "pass them in neuron_kwargs)")
-    make_surrogate(cfg["surrogate"], cfg["surrogate_kwargs"])  # unknown names/parameters raise here
-    make_neuron(cfg["neuron"], **neuron_params(cfg))
-    make_encoder(cfg["encoder"], **_optional_dict("encoder_kwargs", cfg["encoder_kwargs"]))
-    return cfg
-
-
-def neuron_params(cfg: dict[str, Any]) -> dict[str, Any]:
-    """Keyword arguments of :func:`~snnrl_sb3.make_neuron` for a validated config."""
-    params: dict[str, Any] = {"surrogate": cfg["surrogate"], "surrogate_kwargs": cfg["surrogate_kwargs"]}
-    if cfg["beta"] is not None:
-        params["beta"] = cfg["beta"]
-    if cfg["threshold"] is not None:
-        params["threshold"] = cfg["threshold"]
-    if cfg["neuron"] == "ternary":
-        params["neg_threshold"] = TERNARY_NEG_THRESHOLD if cfg["neg_threshold"] is None else cfg["neg_threshold"]
-        if cfg["learn_neg_threshold"] is not None:
-            params["learn_neg_threshold"] = cfg["learn_neg_threshold"]
-    params.update(cfg["neuron_kwargs"] or {})
-    return params
+_OBSERVATION_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
 
 
 def resolve_body(observation_space: spaces.Space, body: str) -> str:
-    """The body ``auto`` picks for an observation space; checks the space is supported."""
-    if isinstance(observation_space, (spaces.Dict, spaces.Tuple)) or not isinstance(
-            observation_space, (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)):
-        raise TypeError(f"unsupported observation space {observation_space}: spiking Q-policies take Box, Discrete, "
-                        "MultiDiscrete or MultiBinary observations (flatten Dict observations with "
-                        "gymnasium.wrappers.FlattenObservation)")
-    image_like = isinstance(observation_space, spaces.Box) and len(observation_space.shape) == 3
+    """The body ``auto`` picks for an observation space; checks the body fits the space."""
+    check_choice("body", body, BODIES)
+    image: spaces.Box | None = None
+    if isinstance(observation_space, spaces.Box) and len(observation_space.shape) == 3:
+        image = observation_space
     if body == "auto":
-        if not image_like:
+        if image is None:
             return "mlp"
-        if is_image_space(observation_space) and min(_image_shape(observation_space)[1:]) >= 36:
+        if is_image_space(image) and min(_image_shape(image)[1:]) >= 36:
             return "nature_cnn"
         return "small_cnn"
-    if body != "mlp" and not image_like:
+    if body != "mlp" and image is None:
         raise ValueError(f"body={body!r} needs 3-D Box (image) observations, got {observation_space}")
     return body
 
 
 def _image_shape(space: spaces.Box) -> tuple[int, int, int]:
     """``(C, H, W)`` of a 3-D Box, channels-first or channels-last (smallest dim = channels)."""
-    shape = tuple(int(s) for s in space.shape)
+    first, second, third = (int(s) for s in space.shape)
     if is_image_space_channels_first(space):
-        return shape  # type: ignore[return-value]
-    return (shape[2], shape[0], shape[1])
+        return (first, second, third)
+    return (third, first, second)
 
 
 class ImageInput(BaseFeaturesExtractor):
@@ -224,62 +134,78 @@ class DuelingReadout(nn.Module):
         return (value + adv - adv.mean(-1, keepdim=True)).flatten(1)
 
 
-class _SpikingQMixin:
-    """Shared construction and forward of the spiking Q and quantile networks."""
+class _SpikingQMixin(BasePolicy):
+    """Shared construction and forward of the spiking Q and quantile networks (a ``BasePolicy``
+    for type checking only, like :class:`~snnrl_sb3._policy.SpikingPolicyMixin`)."""
 
-    spiking: dict[str, Any]
+    spiking_config: SpikingConfig
     q_net: SpikingNetwork
+    features_extractor: BaseFeaturesExtractor
+    action_space: spaces.Discrete
 
-    def _build_spiking(self, features_dim: int, net_arch: list[int], n_quantiles: int, spiking: dict[str, Any]) -> None:
-        self.spiking = dict(spiking)
-        cfg = spiking_config(**spiking)
-        n_actions = int(self.action_space.n)  # type: ignore[attr-defined]
-        encoder = make_encoder(cfg["encoder"], **_optional_dict("encoder_kwargs", cfg["encoder_kwargs"]))
-        common = dict(num_steps=cfg["num_steps"], neuron=cfg["neuron"], neuron_kwargs=neuron_params(cfg),
-                      readout=cfg["decoder"], readout_beta=cfg["decoder_beta"], encoder=encoder)
-        extractor = self.features_extractor  # type: ignore[attr-defined]
-        body = cfg["body"]
-        if body == "mlp":
-            net = spiking_mlp(features_dim, net_arch, None, **common)
+    def _init_spiking_q(self, observation_space: spaces.Space, action_space: spaces.Discrete,
+                        features_extractor: BaseFeaturesExtractor, features_dim: int, net_arch: list[int] | None,
+                        activation_fn: type[nn.Module], normalize_images: bool, n_quantiles: int,
+                        spiking: SpikingConfig | Mapping[str, Any] | None, body: str, dueling: bool,
+                        init: str) -> None:
+        # QNetwork.__init__ would build (and throw away) an ANN MLP: set its attributes directly
+        BasePolicy.__init__(self, observation_space, action_space,
+                            features_extractor=features_extractor, normalize_images=normalize_images)
+        self.spiking_config = (spiking if isinstance(spiking, SpikingConfig)
+                               else SpikingConfig.from_kwargs(spiking or {}))
+        self.body = resolve_body(observation_space, body)
+        self.dueling = check_bool("dueling", dueling)
+        self.init = check_choice("init", init, INITS)
+        self.net_arch = _check_net_arch(net_arch, self.body)
+        self.activation_fn = activation_fn
+        self.features_dim = int(features_dim)
+        self.q_net = self._build_q_net(int(action_space.n), n_quantiles)
+        # state dicts of version 0.1 kept the Bernoulli seed in a float64 "encoder_seed" buffer here
+        self._register_load_state_dict_pre_hook(_upgrade_encoder_seed)
+
+    def _build_q_net(self, n_actions: int, n_quantiles: int) -> SpikingNetwork:
+        cfg = self.spiking_config
+        encoder = make_encoder(cfg.encoder, **cfg.encoder_kwargs)
+        if self.body == "mlp":
+            net = spiking_mlp(self.features_dim, self.net_arch, None, num_steps=cfg.num_steps, neuron=cfg.make_neuron,
+                              encoder=encoder)
         else:
+            extractor = self.features_extractor
             if not isinstance(extractor, ImageInput):
-                raise TypeError(f"body={body!r} needs the ImageInput features extractor, got {type(extractor).__name__}")
+                raise TypeError(f"body={self.body!r} needs the ImageInput features extractor, "
+                                f"got {type(extractor).__name__}")
             channels, height, width = extractor.image_shape
-            conv_arch = NATURE_CNN_ARCH if body == "nature_cnn" else MINATAR_CNN_ARCH
-            net = spiking_conv_net(channels, (height, width), conv_arch, net_arch, None, **common)
-        init = cfg["init"]
-        if init == "auto":
-            init = "torch" if body == "mlp" else "kaiming"
-        if init == "kaiming":
+            conv_arch = NATURE_CNN_ARCH if self.body == "nature_cnn" else MINATAR_CNN_ARCH
+            net = spiking_conv_net(channels, (height, width), conv_arch, self.net_arch, None, num_steps=cfg.num_steps,
+                                   neuron=cfg.make_neuron, encoder=encoder)
+        if (self.init == "auto" and self.body != "mlp") or self.init == "kaiming":
             _kaiming_init(net)
-        width = net_arch[-1]
-        if cfg["dueling"]:
-            net.readout = DuelingReadout(width, n_actions, n_quantiles, cfg["decoder"], cfg["decoder_beta"])
-        else:
-            net.readout = Readout(width, n_actions * n_quantiles, cfg["decoder"], cfg["decoder_beta"])
-        self.q_net = net
-        if isinstance(encoder, BernoulliEncoder):
-            # model.save/DQN.load rebuild the policy from the user's policy_kwargs (without the seed drawn at
-            # construction): keep the seed in the state dict too (float64 holds any 31-bit int exactly)
-            self.register_buffer("encoder_seed", th.tensor(float(encoder.seed), dtype=th.float64))
-
-    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)  # type: ignore[misc]
-        encoder = self.q_net.encoder
-        if isinstance(encoder, BernoulliEncoder) and prefix + "encoder_seed" in state_dict:
-            seed = int(abs(float(state_dict[prefix + "encoder_seed"]))) % (2**31 - 1)
-            if seed != encoder.seed:
-                encoder.seed = seed
-                encoder._generators = {}  # rebuilt lazily from the new seed
+        width, mode, beta = self.net_arch[-1], cfg.readout, cfg.readout_beta
+        net.readout = (DuelingReadout(width, n_actions, n_quantiles, mode, beta) if self.dueling
+                       else Readout(width, n_actions * n_quantiles, mode, beta))
+        return net
 
     def _values(self, obs: PyTorchObs, deterministic: bool) -> th.Tensor:
-        features = self.extract_features(obs, self.features_extractor)  # type: ignore[attr-defined]
-        # one reduction on the fast path: NaN/inf propagate into the sum (the exact check runs only if it is not finite)
-        if (features.is_floating_point() and not bool(th.isfinite(features.sum()))
-                and not bool(th.isfinite(features).all())):
-            raise ValueError("observation contains NaN or inf; spiking Q-networks need finite inputs "
-                             "(check the environment, e.g. with stable_baselines3.common.vec_env.VecCheckNan)")
+        features = self.extract_features(obs, self.features_extractor)
+        check_finite_input(features)
         return self.q_net(features, deterministic)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(spiking=self.spiking_config.to_kwargs(), body=self.body, dueling=self.dueling, init=self.init)
+        return data
+
+
+def _upgrade_encoder_seed(state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+    """Read a version-0.1 state dict: its float64 ``encoder_seed`` becomes the encoder's int64 seed."""
+    old = state_dict.pop(prefix + "encoder_seed", None)
+    if old is None:
+        return
+    value = float(old)
+    if not (value.is_integer() and 0 <= value < 2**31):
+        raise InvalidStateDictError(f"state dict entry {prefix + 'encoder_seed'!r} must be an integer seed in "
+                                    f"[0, 2**31), got {value!r}: the saved model is corrupted")
+    state_dict.setdefault(prefix + "q_net.encoder.noise_seed", th.tensor(int(value), dtype=th.int64))
 
 
 def _kaiming_init(net: SpikingNetwork) -> None:
@@ -296,14 +222,16 @@ def _kaiming_init(net: SpikingNetwork) -> None:
                 nn.init.zeros_(layer.bias)
 
 
-def _check_spaces(observation_space: spaces.Space, action_space: spaces.Space, body: str) -> str:
-    if not isinstance(action_space, spaces.Discrete):
-        raise TypeError(f"spiking Q-policies need a Discrete action space, got {action_space}")
-    return resolve_body(observation_space, body)
-
-
 def _default_net_arch(body: str) -> list[int]:
     return {"mlp": [64, 64], "nature_cnn": [512], "small_cnn": [128]}[body]
+
+
+def _check_net_arch(net_arch: Any, body: str) -> list[int]:
+    if net_arch is None:
+        return _default_net_arch(body)
+    if not isinstance(net_arch, (list, tuple)) or not net_arch:
+        raise ValueError(f"net_arch must be a non-empty list of layer widths for a spiking Q-network, got {net_arch!r}")
+    return [check_int(f"net_arch[{i}]", w, low=1) for i, w in enumerate(net_arch)]
 
 
 class SpikingQNetwork(_SpikingQMixin, QNetwork):
@@ -311,32 +239,24 @@ class SpikingQNetwork(_SpikingQMixin, QNetwork):
 
     ``forward(obs, deterministic=False)`` returns Q-values ``[B, A]``; ``_predict`` passes
     ``deterministic`` on, so stochastic encoders use frozen noise when acting greedily.
-    ``spiking`` holds the spiking keyword arguments of :class:`SpikingQPolicy`.
+    ``spiking`` is the policy's :class:`~snnrl_sb3.config.SpikingConfig` (or its kwargs).
     """
+
+    q_net: SpikingNetwork  # type: ignore[assignment]  # SB3's QNetwork declares an nn.Sequential
 
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Discrete,
                  features_extractor: BaseFeaturesExtractor, features_dim: int, net_arch: list[int] | None = None,
                  activation_fn: type[nn.Module] = nn.ReLU, normalize_images: bool = True,
-                 spiking: dict[str, Any] | None = None) -> None:
-        # QNetwork.__init__ would build (and throw away) an ANN MLP: set its attributes directly.
-        BasePolicy.__init__(self, observation_space, action_space, features_extractor=features_extractor,
-                            normalize_images=normalize_images)
-        spiking = dict(spiking or {})
-        self.net_arch = list(net_arch) if net_arch is not None else _default_net_arch(spiking.get("body", "mlp"))
-        self.activation_fn = activation_fn
-        self.features_dim = features_dim
-        self._build_spiking(features_dim, self.net_arch, 1, spiking)
+                 spiking: SpikingConfig | Mapping[str, Any] | None = None, body: str = "mlp", dueling: bool = False,
+                 init: str = "auto") -> None:
+        self._init_spiking_q(observation_space, action_space, features_extractor, features_dim, net_arch,
+                             activation_fn, normalize_images, 1, spiking, body, dueling, init)
 
-    def forward(self, obs: PyTorchObs, deterministic: bool = False) -> th.Tensor:  # type: ignore[override]
+    def forward(self, obs: PyTorchObs, deterministic: bool = False) -> th.Tensor:
         return self._values(obs, deterministic)
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = True) -> th.Tensor:
         return self(observation, deterministic).argmax(dim=1).reshape(-1)
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = super()._get_constructor_parameters()
-        data["spiking"] = dict(self.spiking)
-        return data
 
 
 class SpikingQuantileNetwork(_SpikingQMixin, QuantileNetwork):
@@ -345,52 +265,45 @@ class SpikingQuantileNetwork(_SpikingQMixin, QuantileNetwork):
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Discrete,
                  features_extractor: BaseFeaturesExtractor, features_dim: int, n_quantiles: int = 200,
                  net_arch: list[int] | None = None, activation_fn: type[nn.Module] = nn.ReLU,
-                 normalize_images: bool = True, spiking: dict[str, Any] | None = None) -> None:
-        BasePolicy.__init__(self, observation_space, action_space, features_extractor=features_extractor,
-                            normalize_images=normalize_images)
-        spiking = dict(spiking or {})
-        self.net_arch = list(net_arch) if net_arch is not None else _default_net_arch(spiking.get("body", "mlp"))
-        self.activation_fn = activation_fn
-        self.features_dim = features_dim
+                 normalize_images: bool = True, spiking: SpikingConfig | Mapping[str, Any] | None = None,
+                 body: str = "mlp", dueling: bool = False, init: str = "auto") -> None:
         self.n_quantiles = check_int("n_quantiles", n_quantiles, low=1)
-        self._build_spiking(features_dim, self.net_arch, self.n_quantiles, spiking)
+        self._init_spiking_q(observation_space, action_space, features_extractor, features_dim, net_arch,
+                             activation_fn, normalize_images, self.n_quantiles, spiking, body, dueling, init)
 
     @property
-    def quantile_net(self) -> SpikingNetwork:  # SB3's attribute name for the network
+    def quantile_net(self) -> SpikingNetwork:  # type: ignore[override]  # sb3-contrib's attribute (an nn.Sequential)
         return self.q_net
 
-    def forward(self, obs: PyTorchObs, deterministic: bool = False) -> th.Tensor:  # type: ignore[override]
+    def forward(self, obs: PyTorchObs, deterministic: bool = False) -> th.Tensor:
         return self._values(obs, deterministic).view(-1, self.n_quantiles, int(self.action_space.n))
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = True) -> th.Tensor:
         return self(observation, deterministic).mean(dim=1).argmax(dim=1).reshape(-1)
 
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = super()._get_constructor_parameters()
-        data["spiking"] = dict(self.spiking)
-        return data
-
 
 _POLICY_DOC = r"""
-    Spiking keyword arguments (all JSON-plain, saved with the model):
+    Spiking keyword arguments (JSON-plain, saved with the model; the vocabulary shared by every
+    policy family, see :mod:`snnrl_sb3.config`):
 
     :param num_steps: simulation steps ``T`` per forward (8: enough to learn CartPole and
         MinAtar at ~2x the ANN cost; seed 000 uses 20 on Atari)
     :param neuron: ``"ternary"`` (asymmetric ternary, the default), ``"lif"``,
-        ``"symmetric_ternary"`` or ``"current_lif"``
-    :param beta: membrane decay (``None``: 0.9)
-    :param threshold: positive threshold :math:`\theta^+` (``None``: 1.0)
-    :param neg_threshold: initial :math:`\theta^-` of the ternary neuron (``None``: 2.0, as seed 000)
-    :param learn_neg_threshold: train :math:`\theta^-` (``None``: True)
-    :param surrogate: surrogate gradient name (``"atan"``, ``"trapezoid"``, ...), with ``surrogate_kwargs``
-    :param neuron_kwargs: further neuron parameters (e.g. ``current_decay`` of ``current_lif``)
+        ``"symmetric_ternary"``, ``"current_lif"`` or ``"dynamic"``
+    :param neuron_kwargs: the neuron's parameters, e.g. ``{"beta": 0.9, "threshold": 1.0,
+        "neg_threshold": 2.0, "learn_neg_threshold": True}`` (the ternary defaults; seed 000's
+        initial :math:`	heta^-` is 2)
+    :param surrogate: surrogate gradient name (``"atan"``, the default of the leaky kinds,
+        ``"trapezoid"``, ...), with ``surrogate_kwargs``
     :param encoder: ``"direct"`` (the observation is the input current at every step) or
         ``"bernoulli"`` (rate coding of inputs in [0, 1]; frozen noise when acting
-        deterministically); ``encoder_kwargs={"seed": ...}`` is drawn from torch's RNG if absent
-    :param decoder: ``"membrane_max"`` (DSQN, default), ``"membrane_mean"``, ``"membrane_last"``
-        or ``"spike_count"`` (seed 000)
-    :param decoder_beta: leak of the non-spiking output integrator (membrane decoders)
-    :param dueling: dueling read-out, :math:`Q = V + A - \bar A`
+        deterministically); ``encoder_kwargs={"seed": ...}`` is drawn from torch's RNG if absent and
+        kept in the state dict
+    :param readout: ``"membrane_max"`` (DSQN, default), ``"membrane_mean"``, ``"membrane_last"``
+        or ``"spike_count"`` (seed 000); ``readout_kwargs={"beta": 0.9}`` is the leak of the
+        non-spiking output integrator of the membrane read-outs
+    :param backend: ``"eager"`` (hand-written kernels) or ``"compile"`` (``torch.compile``)
+    :param dueling: dueling read-out, :math:`Q = V + A - ar A`
     :param body: ``"auto"``, ``"mlp"``, ``"nature_cnn"`` or ``"small_cnn"`` (MinAtar); ``net_arch``
         is the spiking fully connected widths (default ``[64, 64]``, ``[512]``, ``[128]`` resp.)
     :param init: weight init of the body's synaptic layers: ``"torch"`` (PyTorch default),
@@ -399,46 +312,34 @@ _POLICY_DOC = r"""
     """
 
 
-def _spiking_kwargs(local: dict[str, Any]) -> dict[str, Any]:
-    return {name: local[name] for name in SPIKING_DEFAULTS}
+class _SpikingQPolicyMixin(SpikingPolicyMixin):
+    """Resolves the spiking kwargs and the body before the SB3 constructor builds the networks."""
 
+    spiking_family = "q"
 
-class _SpikingPolicyMixin:
-    """Resolves the spiking kwargs before the SB3 constructor builds the networks."""
-
-    _spiking: dict[str, Any]
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = super()._get_constructor_parameters()  # type: ignore[misc]
-        data.update(self._spiking)  # the spiking kwargs as given: what save/load passes back
-        return data
-
-    def _setup_spiking(self, observation_space: spaces.Space, action_space: spaces.Space, net_arch: Any,
-                       features_extractor_class: Any, spiking: dict[str, Any]) -> tuple[list[int], type]:
-        cfg = spiking_config(**spiking)
-        body = _check_spaces(observation_space, action_space, cfg["body"])
-        if cfg["encoder"] == "bernoulli":  # one seed for q_net and target, saved with the model
-            encoder_kwargs = dict(cfg["encoder_kwargs"] or {})
-            if "seed" not in encoder_kwargs:
-                encoder_kwargs["seed"] = int(th.randint(0, 2**31 - 1, ()).item())
-            spiking = {**spiking, "encoder_kwargs": encoder_kwargs}
-        self._spiking = dict(spiking)  # as given (+ encoder seed): what save/load passes back
-        self._spiking_net = {**spiking, "body": body}
-        if net_arch is None:
-            net_arch = _default_net_arch(body)
-        if not isinstance(net_arch, (list, tuple)) or not net_arch:
-            raise ValueError(f"net_arch must be a non-empty list of layer widths for a spiking Q-network, got {net_arch!r}")
-        net_arch = [check_int(f"net_arch[{i}]", w, low=1) for i, w in enumerate(net_arch)]
+    def _setup_q(self, observation_space: spaces.Space, action_space: spaces.Space, net_arch: Any,
+                 features_extractor_class: Any, spiking: Mapping[str, Any], body: str, dueling: bool,
+                 init: str) -> tuple[list[int], type[BaseFeaturesExtractor]]:
+        self._setup_spiking(spiking, dueling=check_bool("dueling", dueling), body=body,
+                            init=check_choice("init", init, INITS))
+        check_spaces(type(self).__name__, observation_space, action_space, observations=_OBSERVATION_SPACES,
+                     actions=(spaces.Discrete,))
+        self._body = resolve_body(observation_space, body)
+        net_arch = _check_net_arch(net_arch, self._body)
         if features_extractor_class is None:
-            features_extractor_class = FlattenExtractor if body == "mlp" else ImageInput
-        elif body != "mlp" and not (isinstance(features_extractor_class, type)
-                                    and issubclass(features_extractor_class, ImageInput)):
-            raise ValueError(f"body={body!r} has its own convolutions: leave features_extractor_class unset "
+            features_extractor_class = FlattenExtractor if self._body == "mlp" else ImageInput
+        elif self._body != "mlp" and not (isinstance(features_extractor_class, type)
+                                          and issubclass(features_extractor_class, ImageInput)):
+            raise ValueError(f"body={self._body!r} has its own convolutions: leave features_extractor_class unset "
                              "(or use body='mlp' on top of your own features extractor)")
         return net_arch, features_extractor_class
 
+    def _q_net_kwargs(self) -> dict[str, Any]:
+        extra = self._policy_kwargs_extra
+        return dict(spiking=self.spiking_config, body=self._body, dueling=extra["dueling"], init=extra["init"])
 
-class SpikingQPolicy(_SpikingPolicyMixin, DQNPolicy):
+
+class SpikingQPolicy(_SpikingQPolicyMixin, DQNPolicy):
     __doc__ = r"""DQN policy with a spiking Q-network (:class:`SpikingQNetwork`) and its target copy.
 
     Use it with stock SB3: ``DQN(SpikingQPolicy, env, policy_kwargs=dict(num_steps=8))``. The
@@ -455,23 +356,17 @@ class SpikingQPolicy(_SpikingPolicyMixin, DQNPolicy):
                  features_extractor_class: type[BaseFeaturesExtractor] | None = None,
                  features_extractor_kwargs: dict[str, Any] | None = None, normalize_images: bool = True,
                  optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
-                 optimizer_kwargs: dict[str, Any] | None = None, *,
-                 num_steps: int = 8, neuron: str = "ternary", beta: float | None = None,
-                 threshold: float | None = None, neg_threshold: float | None = None,
-                 learn_neg_threshold: bool | None = None, surrogate: str = "atan",
-                 surrogate_kwargs: dict[str, Any] | None = None, neuron_kwargs: dict[str, Any] | None = None,
-                 encoder: str = "direct", encoder_kwargs: dict[str, Any] | None = None,
-                 decoder: str = "membrane_max", decoder_beta: float = 0.9, dueling: bool = False,
-                 body: str = "auto", init: str = "auto") -> None:
-        net_arch, features_extractor_class = self._setup_spiking(
-            observation_space, action_space, net_arch, features_extractor_class, _spiking_kwargs(locals()))
+                 optimizer_kwargs: dict[str, Any] | None = None, *, dueling: bool = False, body: str = "auto",
+                 init: str = "auto", **spiking: Unpack[SpikingKwargs]) -> None:
+        net_arch, features_extractor_class = self._setup_q(observation_space, action_space, net_arch,
+                                                           features_extractor_class, spiking, body, dueling, init)
         super().__init__(observation_space, action_space, lr_schedule, net_arch, activation_fn,
                          features_extractor_class, features_extractor_kwargs, normalize_images, optimizer_class,
                          optimizer_kwargs)
 
     def make_q_net(self) -> SpikingQNetwork:
         net_args = self._update_features_extractor(self.net_args, features_extractor=None)
-        return SpikingQNetwork(**net_args, spiking=self._spiking_net).to(self.device)
+        return SpikingQNetwork(**net_args, **self._q_net_kwargs()).to(self.device)
 
 
 class SpikingCnnQPolicy(SpikingQPolicy):
@@ -481,7 +376,7 @@ class SpikingCnnQPolicy(SpikingQPolicy):
         super().__init__(*args, body=body, **kwargs)
 
 
-class SpikingQRDQNPolicy(_SpikingPolicyMixin, QRDQNPolicy):
+class SpikingQRDQNPolicy(_SpikingQPolicyMixin, QRDQNPolicy):
     __doc__ = r"""QR-DQN policy (sb3-contrib ``QRDQN``) with a spiking quantile network
     (:class:`SpikingQuantileNetwork`): ``QRDQN(SpikingQRDQNPolicy, env)``. Same keyword
     arguments as :class:`SpikingQPolicy`, plus SB3's ``n_quantiles``.
@@ -496,23 +391,17 @@ class SpikingQRDQNPolicy(_SpikingPolicyMixin, QRDQNPolicy):
                  features_extractor_class: type[BaseFeaturesExtractor] | None = None,
                  features_extractor_kwargs: dict[str, Any] | None = None, normalize_images: bool = True,
                  optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
-                 optimizer_kwargs: dict[str, Any] | None = None, *,
-                 num_steps: int = 8, neuron: str = "ternary", beta: float | None = None,
-                 threshold: float | None = None, neg_threshold: float | None = None,
-                 learn_neg_threshold: bool | None = None, surrogate: str = "atan",
-                 surrogate_kwargs: dict[str, Any] | None = None, neuron_kwargs: dict[str, Any] | None = None,
-                 encoder: str = "direct", encoder_kwargs: dict[str, Any] | None = None,
-                 decoder: str = "membrane_max", decoder_beta: float = 0.9, dueling: bool = False,
-                 body: str = "auto", init: str = "auto") -> None:
-        net_arch, features_extractor_class = self._setup_spiking(
-            observation_space, action_space, net_arch, features_extractor_class, _spiking_kwargs(locals()))
+                 optimizer_kwargs: dict[str, Any] | None = None, *, dueling: bool = False, body: str = "auto",
+                 init: str = "auto", **spiking: Unpack[SpikingKwargs]) -> None:
+        net_arch, features_extractor_class = self._setup_q(observation_space, action_space, net_arch,
+                                                           features_extractor_class, spiking, body, dueling, init)
         super().__init__(observation_space, action_space, lr_schedule, n_quantiles, net_arch, activation_fn,
                          features_extractor_class, features_extractor_kwargs, normalize_images, optimizer_class,
                          optimizer_kwargs)
 
     def make_quantile_net(self) -> SpikingQuantileNetwork:
         net_args = self._update_features_extractor(self.net_args, features_extractor=None)
-        return SpikingQuantileNetwork(**net_args, spiking=self._spiking_net).to(self.device)
+        return SpikingQuantileNetwork(**net_args, **self._q_net_kwargs()).to(self.device)
 
 
 class SpikingCnnQRDQNPolicy(SpikingQRDQNPolicy):
@@ -520,4 +409,3 @@ class SpikingCnnQRDQNPolicy(SpikingQRDQNPolicy):
 
     def __init__(self, *args: Any, body: str = "nature_cnn", **kwargs: Any) -> None:
         super().__init__(*args, body=body, **kwargs)
-

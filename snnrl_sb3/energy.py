@@ -8,7 +8,9 @@ Counting rules (per sample, averaged over the observations given):
 * a synaptic layer fed by real values costs one multiply-accumulate (MAC) per synapse. With
   direct coding the input is the same at every step, so that layer's current is computed once
   (as this library does) and counted once;
-* the same-shape ANN costs one MAC per synapse of every layer, once.
+* the same-shape ANN costs one MAC per synapse of every layer, once;
+* shape-only layers (``Flatten``, ``Unflatten``, ``Identity``) are free; any other layer in the
+  spiking core raises :class:`NotImplementedError` rather than being counted as free.
 
 Energy uses Horowitz (ISSCC 2014) 45 nm figures: 0.9 pJ per 32-bit float add (accumulate) and
 4.6 pJ per 32-bit float multiply-accumulate (3.7 pJ multiply + 0.9 pJ add). Memory traffic,
@@ -18,23 +20,30 @@ the numbers compare arithmetic only.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from stable_baselines3.common.policies import BasePolicy
 from torch import Tensor, nn
 
-from snnrl_sb3.multistep import MultiStepNeuron
-from snnrl_sb3.stats import record_spikes, spiking_networks
+from snnrl_sb3._validation import check_bool, check_observations
+from snnrl_sb3.kernels import MultiStepNeuron
+from snnrl_sb3.stats import _check_module, preserved_rng_state, record_spikes, spiking_networks
+
+if TYPE_CHECKING:
+    from snnrl_sb3.body import SpikingNetwork
 
 __all__ = ["estimate_energy", "PJ_PER_AC", "PJ_PER_MAC"]
 
 PJ_PER_AC = 0.9
 PJ_PER_MAC = 4.6
+#: Layers that only move values around (no arithmetic to count).
+_SHAPE_ONLY = (nn.Flatten, nn.Unflatten, nn.Identity)
 
 
-def _synapse_count(layer: nn.Module, mask: Tensor) -> float:
+def _synapse_count(layer: nn.Linear | nn.Conv2d, mask: Tensor) -> float:
     """Sum over the batch of synapses driven by the non-zero entries of ``mask`` ([N, ...])."""
     ones = torch.ones_like(layer.weight)
     if isinstance(layer, nn.Linear):
@@ -44,7 +53,7 @@ def _synapse_count(layer: nn.Module, mask: Tensor) -> float:
     raise NotImplementedError(f"no operation count for layer type {type(layer).__name__}")
 
 
-def _count_network(network: nn.Module, inputs: Tensor) -> list[dict[str, Any]]:
+def _count_network(network: SpikingNetwork, inputs: Tensor) -> list[dict[str, Any]]:
     """Per-layer SynOps and MACs per sample for one SpikingNetwork on ``inputs``."""
     batch = inputs.shape[0]
     steps = network.num_steps
@@ -54,9 +63,9 @@ def _count_network(network: nn.Module, inputs: Tensor) -> list[dict[str, Any]]:
     static = network.encoder.static and network.encoder.synapse is None
     is_spikes = not static
     rows: list[dict[str, Any]] = []
-    last_spikes = None
+    last_spikes: Tensor | None = None
 
-    def count(name: str, layer: nn.Module, current: Tensor, is_spikes: bool, static: bool) -> None:
+    def count(name: str, layer: nn.Linear | nn.Conv2d, current: Tensor, is_spikes: bool, static: bool) -> None:
         folded = current if static else current.flatten(0, 1)
         dense = _synapse_count(layer, torch.ones_like(folded[:1]))  # synapses per sample per step
         if is_spikes:
@@ -66,16 +75,25 @@ def _count_network(network: nn.Module, inputs: Tensor) -> list[dict[str, Any]]:
             macs = dense if static else dense * steps
             rows.append({"layer": name, "synops": 0.0, "macs": macs, "ann_macs": dense})
 
+    def run(layer: nn.Module, current: Tensor, static: bool) -> Tensor:
+        with torch.no_grad():
+            return layer(current) if static else layer(current.flatten(0, 1)).unflatten(0, (steps, -1))
+
     for name, layer in network.core():
         if isinstance(layer, MultiStepNeuron):
             current = last_spikes = spikes[name]
             is_spikes, static = True, False
         elif isinstance(layer, (nn.Linear, nn.Conv2d)):
             count(name, layer, current, is_spikes, static)
-        else:  # shape-only layers (Flatten, ...)
-            with torch.no_grad():
-                current = layer(current) if static else layer(current.flatten(0, 1)).unflatten(0, (steps, -1))
+            # a synapse outputs real-valued currents: a synapse right after it is a MAC layer
+            current, is_spikes = run(layer, current, static), False
+        elif isinstance(layer, _SHAPE_ONLY):
+            current = run(layer, current, static)
+        else:  # counting it as free would understate the SNN's cost
+            raise NotImplementedError(f"no operation count for layer {name} of type {type(layer).__name__}")
     for name, layer in network.readout_synapses():
+        if last_spikes is None:  # nothing spiking feeds the read-out
+            raise ValueError("SpikingNetwork has no spiking neuron layer")
         count(name, layer, last_spikes, True, False)
     return rows
 
@@ -90,30 +108,53 @@ def estimate_energy(model: nn.Module, observations: Any, *, verbose: bool = True
     :param verbose: print a short report
     :return: ``{"layers": [...], "synops", "macs", "ann_macs", "energy_pj", "ann_energy_pj",
         "energy_ratio"}``, all per sample (per decision)
+    :raises ValueError: for empty or non-finite ``observations``, or ones that do not fit the network
+
+    Side-effect free: the networks run with ``deterministic=True`` inside
+    :func:`~snnrl_sb3.stats.preserved_rng_state`, and their parameters, train/eval mode and
+    ``requires_grad`` are left as they were.
     """
     from snnrl_sb3.body import SpikingNetwork
 
-    if isinstance(model, SpikingNetwork):
-        inputs = {"network": torch.as_tensor(np.asarray(observations), dtype=torch.float32)}
-        networks = {"network": model}
-    else:
-        networks = spiking_networks(model)
-        captured: dict[str, Tensor] = {}
-        handles = [net.register_forward_pre_hook(
-            lambda _m, args, key=name: captured.__setitem__(key, args[0].detach())) for name, net in networks.items()]
-        try:
-            obs, _ = model.obs_to_tensor(observations)
-            with torch.no_grad():
-                model._predict(obs, deterministic=True)
-        finally:
-            for handle in handles:
-                handle.remove()
-        inputs = captured
-    rows = []
-    for name, net in networks.items():
-        if name not in inputs:
-            raise ValueError(f"spiking network {name!r} was not run by the policy's forward pass")
-        rows += [dict(row, layer=f"{name}.{row['layer']}") for row in _count_network(net, inputs[name])]
+    _check_module("model", model)
+    check_bool("verbose", verbose)
+    spiking_networks(model)  # TypeError/ValueError for anything that is not a spiking policy or network
+    direct = isinstance(model, SpikingNetwork)
+    check_observations("observations", observations, batched=direct)
+    networks: dict[str, SpikingNetwork]
+    with preserved_rng_state(model):
+        if isinstance(model, SpikingNetwork):
+            device = next((p.device for p in model.parameters()), torch.device("cpu"))
+            inputs = {"network": torch.as_tensor(np.asarray(observations) if not isinstance(observations, Tensor)
+                                                  else observations, dtype=torch.float32, device=device)}
+            networks = {"network": model}
+        elif isinstance(model, BasePolicy):
+            networks = spiking_networks(model)
+            captured: dict[str, Tensor] = {}
+            handles = [net.register_forward_pre_hook(lambda _m, args, key=name: captured.__setitem__(
+                key, args[0].detach())) for name, net in networks.items()]
+            try:
+                obs, _ = model.obs_to_tensor(observations)
+                with torch.no_grad():
+                    model._predict(obs, deterministic=True)
+            finally:
+                for handle in handles:
+                    handle.remove()
+            inputs = captured
+        else:  # a module holding spiking networks but no policy forward pass to run them with
+            raise TypeError(f"model must be an SB3 policy or a SpikingNetwork, got {type(model).__name__}")
+        rows = []
+        for name, net in networks.items():
+            if name not in inputs:
+                raise ValueError(f"spiking network {name!r} was not run by the policy's forward pass")
+            try:
+                counted = _count_network(net, inputs[name])
+            except NotImplementedError:  # a RuntimeError too, but not the caller's input
+                raise
+            except RuntimeError as error:  # shape mismatch deep inside torch: say which argument is wrong
+                raise ValueError(f"observations of shape {tuple(inputs[name].shape)} do not fit spiking network "
+                                 f"{name!r}: {error}") from error
+            rows += [dict(row, layer=f"{name}.{row['layer']}") for row in counted]
     synops = sum(r["synops"] for r in rows)
     macs = sum(r["macs"] for r in rows)
     ann_macs = sum(r["ann_macs"] for r in rows)

@@ -1,8 +1,9 @@
 r"""Single-step spiking neurons: pure step functions and thin snnTorch-style modules.
 
 The dynamics live in pure functions of ``(input, state, parameters)`` (as in norse); the
-modules only hold parameters and call them. The multi-step kernels in
-:mod:`snnrl_sb3.multistep` are checked against these functions.
+modules only hold parameters and call them. These step functions are the ground truth: the
+multi-step kernels of :mod:`snnrl_sb3.kernels` are checked against them (spikes and membranes
+bit-identical).
 
 Conventions follow ``snntorch.Leaky`` (``reset_mechanism="subtract"``, ``reset_delay=True``):
 the reset is taken from the *incoming* membrane and detached from the graph, thresholds are
@@ -12,21 +13,23 @@ strict, and the membrane returned is the one compared against the thresholds.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from snnrl_sb3._validation import check_bool, check_real
+from snnrl_sb3._validation import check_bool, check_float32, check_real
 from snnrl_sb3.surrogate import atan, rectangular
 
 __all__ = [
     "ternary_leaky_step",
     "current_leaky_step",
+    "dynamic_step",
     "AsymmetricTernaryLeaky",
     "CurrentLeaky",
     "PositiveParameter",
+    "THRESHOLD_FLOOR",
 ]
 
 SpikeFn = Callable[[Tensor], Tensor]
@@ -79,6 +82,48 @@ def current_leaky_step(input_: Tensor, current: Tensor, volt: Tensor, spike: Ten
     return spike, current, volt
 
 
+def dynamic_step(input_: Tensor, current: Tensor, volt: Tensor, recovery: Tensor, spike: Tensor,
+                 current_decay: float, threshold: float, theta_v: float, theta_u: float, theta_r: float,
+                 theta_s: float, spike_fn: SpikeFn) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    r"""One step of MDC-SAN's second-order dynamic neuron (see :mod:`snnrl_sb3.kernels.dynamic`).
+
+    .. math::
+        C_t = d_c C_{t-1} + I_t, \quad \hat V_t = V_{t-1}(1 - S_{t-1}) + \theta_r S_{t-1}, \quad
+        \hat U_t = U_{t-1} + \theta_s S_{t-1}, \\
+        V_t = \hat V_t^2 - \hat U_t + C_t, \quad U_t = (1 - \theta_u) \hat U_t + \theta_v \hat V_t,
+        \quad S_t = [V_t > V_{th}]
+
+    Autograd flows through everything, the reset included (as in MDC-SAN).
+
+    :return: ``(spike, current, volt, recovery)``
+    """
+    current = current_decay * current + input_
+    volt_hat = volt * (1.0 - spike) + theta_r * spike
+    rec_hat = recovery + theta_s * spike
+    volt = volt_hat * volt_hat - rec_hat + current
+    recovery = (1.0 - theta_u) * rec_hat + theta_v * volt_hat
+    spike = spike_fn(volt - threshold)
+    return spike, current, volt, recovery
+
+
+def check_float_input(x: object, name: str = "input") -> None:
+    """Neurons compute in the input's floating dtype: refuse other tensors with a clear message."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got {x.dtype}")
+
+
+def _check_state(name: str, state: object, input_: Tensor) -> Tensor:
+    """A state tensor must have the input's shape: broadcasting it would silently change the batch."""
+    if not isinstance(state, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor or None, got {type(state).__name__}")
+    if state.shape != input_.shape:
+        raise ValueError(f"{name} must have the input's shape {tuple(input_.shape)}, got {tuple(state.shape)} "
+                         "(pass None, or an empty tensor from init_leaky(), for a zero state)")
+    return state
+
+
 def _inverse_softplus(y: float) -> float:
     return y + math.log(-math.expm1(-y))
 
@@ -121,8 +166,9 @@ class AsymmetricTernaryLeaky(nn.Module):
     what you pass (``mem=None`` or an empty tensor means zeros).
 
     :param beta: membrane decay in [0, 1]
-    :param pos_threshold: positive threshold :math:`\theta^+ > 0` (fixed)
-    :param neg_threshold: initial negative threshold :math:`\theta^- > 0`
+    :param pos_threshold: positive threshold :math:`\theta^+ > 0` (fixed, finite in float32)
+    :param neg_threshold: initial negative threshold :math:`\theta^- >` :data:`THRESHOLD_FLOOR`
+        (finite in float32)
     :param learn_neg_threshold: train :math:`\theta^-` (kept > 0 through a softplus parametrisation)
     :param symmetric: tie :math:`\theta^- = \theta^+` (fixed): the symmetric ternary ablation
     :param spike_grad: spike function with surrogate backward: any snnTorch surrogate or
@@ -135,8 +181,8 @@ class AsymmetricTernaryLeaky(nn.Module):
                  spike_grad: SpikeFn | None = None) -> None:
         super().__init__()
         self.beta = check_real("beta", beta, low=0.0, high=1.0)
-        self.pos_threshold = check_real("pos_threshold", pos_threshold, low=0.0, low_inclusive=False)
-        neg_threshold = check_real("neg_threshold", neg_threshold, low=THRESHOLD_FLOOR, low_inclusive=False)
+        self.pos_threshold = check_float32("pos_threshold", pos_threshold, low=0.0, low_inclusive=False)
+        neg_threshold = check_float32("neg_threshold", neg_threshold, low=THRESHOLD_FLOOR, low_inclusive=False)
         self.symmetric = check_bool("symmetric", symmetric)
         learn_neg_threshold = check_bool("learn_neg_threshold", learn_neg_threshold)
         if spike_grad is None:
@@ -164,8 +210,11 @@ class AsymmetricTernaryLeaky(nn.Module):
     reset_mem = init_leaky
 
     def forward(self, input_: Tensor, mem: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        if mem is None or mem.numel() == 0:
+        check_float_input(input_)
+        if mem is None or (isinstance(mem, Tensor) and mem.numel() == 0):
             mem = torch.zeros_like(input_)
+        else:
+            _check_state("mem", mem, input_)
         neg = self.pos_threshold if self.neg is None else self.neg.value
         return ternary_leaky_step(input_, mem, self.beta, self.pos_threshold, neg, self.spike_grad)
 
@@ -186,15 +235,21 @@ class CurrentLeaky(nn.Module):
         super().__init__()
         self.current_decay = check_real("current_decay", current_decay, low=0.0, high=1.0)
         self.volt_decay = check_real("volt_decay", volt_decay, low=0.0, high=1.0)
-        self.threshold = check_real("threshold", threshold, low=0.0, low_inclusive=False)
+        self.threshold = check_float32("threshold", threshold, low=0.0, low_inclusive=False)
+        if spike_grad is not None and not callable(spike_grad):
+            raise TypeError(f"spike_grad must be callable (a surrogate), got {type(spike_grad).__name__}")
         self.spike_grad = rectangular(0.5) if spike_grad is None else spike_grad
 
     def forward(self, input_: Tensor, state: tuple[Tensor, Tensor, Tensor] | None = None
                 ) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor]]:
+        check_float_input(input_)
         if state is None:
             zeros = torch.zeros_like(input_)
             state = (zeros, zeros, zeros)
-        current, volt, spike = state
+        if not isinstance(state, (tuple, list)) or len(state) != 3:
+            raise TypeError("state must be None or a (current, volt, spike) tuple of tensors")
+        current, volt, spike = (_check_state(name, value, input_)
+                                for name, value in zip(("current", "volt", "spike"), state))
         spike, current, volt = current_leaky_step(input_, current, volt, spike, self.current_decay,
                                                   self.volt_decay, self.threshold, self.spike_grad)
         return spike, (current, volt, spike)

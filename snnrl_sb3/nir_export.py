@@ -17,16 +17,20 @@ binary neuron that would silently compute something else.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from snnrl_sb3.coding import Readout
-from snnrl_sb3.multistep import MultiStepCurrentLeaky, MultiStepLeaky, MultiStepNeuron
-from snnrl_sb3.stats import spiking_networks
+from snnrl_sb3.kernels import MultiStepCurrentLeaky, MultiStepLeaky, MultiStepNeuron
+from snnrl_sb3.stats import _check_module, spiking_networks
+
+if TYPE_CHECKING:
+    from snnrl_sb3.body import SpikingNetwork
 
 __all__ = ["export_nir", "DT"]
 
@@ -37,7 +41,9 @@ def _arr(value: float | torch.Tensor, shape: tuple[int, ...]) -> np.ndarray:
     return np.full(shape, float(value), dtype=np.float32)
 
 
-def _tau(decay: float) -> float:
+def _tau(decay: float, name: str) -> float:
+    if decay >= 1.0:  # no leak: tau would be infinite
+        raise NotImplementedError(f"{name}=1.0 (no decay) has no finite NIR time constant; use a decay < 1")
     return DT / (1.0 - decay)
 
 
@@ -51,18 +57,18 @@ def _neuron_node(neuron: nn.Module, shape: tuple[int, ...]) -> Any:
                 "writing it as a binary LIF would silently change what it computes. Use neuron='lif' to export.")
         if neuron.beta == 1.0:
             return nir.IF(r=_arr(1.0 / DT, shape), v_threshold=_arr(neuron.threshold, shape), v_reset=_arr(0.0, shape))
-        tau = _tau(neuron.beta)
+        tau = _tau(neuron.beta, "beta")
         return nir.LIF(tau=_arr(tau, shape), r=_arr(tau / DT, shape), v_leak=_arr(0.0, shape),
                        v_threshold=_arr(neuron.threshold, shape), v_reset=_arr(0.0, shape))
     if isinstance(neuron, MultiStepCurrentLeaky):
-        tau_syn, tau_mem = _tau(neuron.current_decay), _tau(neuron.volt_decay)
+        tau_syn, tau_mem = _tau(neuron.current_decay, "current_decay"), _tau(neuron.volt_decay, "volt_decay")
         return nir.CubaLIF(tau_syn=_arr(tau_syn, shape), tau_mem=_arr(tau_mem, shape), r=_arr(tau_mem / DT, shape),
                            v_leak=_arr(0.0, shape), v_threshold=_arr(neuron.threshold, shape),
                            v_reset=_arr(0.0, shape), w_in=_arr(tau_syn / DT, shape))
     raise NotImplementedError(f"no NIR node for neuron type {type(neuron).__name__}")
 
 
-def _synapse_node(layer: nn.Module, in_shape: tuple[int, ...]) -> Any:
+def _synapse_node(layer: nn.Linear | nn.Conv2d, in_shape: tuple[int, ...]) -> Any:
     import nir
 
     weight = layer.weight.detach().cpu().numpy()
@@ -74,19 +80,53 @@ def _synapse_node(layer: nn.Module, in_shape: tuple[int, ...]) -> Any:
                       dilation=layer.dilation, groups=layer.groups, bias=bias)
 
 
-def _network_graph(network: nn.Module, input_shape: tuple[int, ...]) -> Any:
+def _first_synapse(network: SpikingNetwork) -> tuple[str, nn.Linear | nn.Conv2d]:
+    first = next(((name, m) for name, m in network.core() if isinstance(m, (nn.Linear, nn.Conv2d))), None)
+    if first is None:
+        raise ValueError("the spiking network has no synaptic (Linear/Conv2d) layer to export")
+    return first
+
+
+def _check_input_shape(network: SpikingNetwork, input_shape: Any) -> tuple[int, ...]:
+    """``input_shape`` as a tuple of ints, checked against what the first synaptic layer takes."""
+    if not isinstance(input_shape, (tuple, list)) or not all(
+            isinstance(d, (int, np.integer)) and not isinstance(d, (bool, np.bool_)) for d in input_shape):
+        raise TypeError(f"input_shape must be a tuple of ints (the per-sample input shape), got {input_shape!r}")
+    shape = tuple(int(d) for d in input_shape)
+    if not shape or min(shape) < 1:
+        raise ValueError(f"input_shape must be a non-empty tuple of positive ints, got {shape}")
+    name, first = _first_synapse(network)
+    if isinstance(first, nn.Linear) and shape != (first.in_features,):
+        raise ValueError(f"input_shape must be ({first.in_features},) for this network (its first synaptic layer, "
+                         f"{name}, takes {first.in_features} input features), got {shape}")
+    if isinstance(first, nn.Conv2d) and (len(shape) != 3 or shape[0] != first.in_channels):
+        raise ValueError(f"input_shape must be (channels, height, width) with {first.in_channels} channels for this "
+                         f"network (its first layer, {name}, is a Conv2d with in_channels={first.in_channels}), "
+                         f"got {shape}")
+    return shape
+
+
+def _network_graph(network: SpikingNetwork, input_shape: tuple[int, ...]) -> Any:
     import nir
 
     nodes: dict[str, Any] = {"input": nir.Input(input_type={"input": np.array(input_shape)})}
     order = ["input"]
-    probe = torch.zeros(1, *input_shape)
+    device = next((p.device for p in network.parameters()), torch.device("cpu"))
+    probe = torch.zeros(1, *input_shape, device=device)  # traces the per-layer shapes
     for name, layer in network.core():
         key = name.replace(".", "_")
         shape = tuple(probe.shape[1:])
         if isinstance(layer, (nn.Linear, nn.Conv2d)):
+            if isinstance(layer, nn.Linear) and shape != (layer.in_features,):
+                raise ValueError(f"input_shape {input_shape} does not fit the network: layer {name} takes "
+                                 f"{layer.in_features} features but gets shape {shape}")
             nodes[key] = _synapse_node(layer, shape)
-            with torch.no_grad():
-                probe = layer(probe)
+            try:
+                with torch.no_grad():
+                    probe = layer(probe)
+            except RuntimeError as error:  # e.g. an image smaller than the kernel
+                raise ValueError(f"input_shape {input_shape} does not fit the network at layer {name}: "
+                                 f"{error}") from None
         elif isinstance(layer, nn.Flatten):
             nodes[key] = nir.Flatten(input_type={"input": np.array(shape)}, start_dim=layer.start_dim - 1,
                                      end_dim=layer.end_dim if layer.end_dim < 0 else layer.end_dim - 1)
@@ -104,7 +144,7 @@ def _network_graph(network: nn.Module, input_shape: tuple[int, ...]) -> Any:
         if readout.mode == "spike_count" or readout.beta == 1.0:  # pure integrator; host divides by T
             nodes["readout"] = nir.I(r=_arr(1.0 / DT, out))
         else:
-            tau = _tau(readout.beta)
+            tau = _tau(readout.beta, "readout beta")
             nodes["readout"] = nir.LI(tau=_arr(tau, out), r=_arr(tau / DT, out), v_leak=_arr(0.0, out))
         order += ["readout_linear", "readout"]
         probe = torch.zeros(1, *out)
@@ -115,7 +155,7 @@ def _network_graph(network: nn.Module, input_shape: tuple[int, ...]) -> Any:
         decoder = f"{type(readout).__name__} (host-side, on the output spikes)"  # e.g. a population decoder
     nodes["output"] = nir.Output(output_type={"output": np.array(probe.shape[1:])})
     order.append("output")
-    return nir.NIRGraph(nodes=nodes, edges=list(zip(order[:-1], order[1:])),
+    return nir.NIRGraph(nodes=nodes, edges=list(itertools.pairwise(order)),
                         metadata={"num_steps": network.num_steps, "encoder": type(network.encoder).__name__,
                                   "decoder": decoder, "exporter": "snnrl_sb3"})
 
@@ -126,24 +166,30 @@ def export_nir(model: nn.Module, path: str | Path | None = None, *, input_shape:
     :param model: an SB3 policy holding exactly one spiking network outside its target
         networks (a Q-network or an actor), or a :class:`~snnrl_sb3.body.SpikingNetwork`
     :param path: if given, the graph is also written there with ``nir.write``
-    :param input_shape: per-sample input shape of the spiking network; inferred from the first
-        synaptic layer when omitted (needed for convolutional inputs)
+    :param input_shape: per-sample input shape of the spiking core (what the first synaptic layer
+        takes: ``(in_features,)`` for a Linear layer, ``(channels, height, width)`` for a Conv2d);
+        inferred when omitted, required for convolutional inputs
+    :raises ValueError: for an ``input_shape`` the network cannot take
     :raises NotImplementedError: for ternary neurons (NIR has no ternary neuron) and layers
         without a NIR counterpart
     """
     import nir
 
+    if path is not None and not isinstance(path, (str, Path)):
+        raise TypeError(f"path must be a str, a pathlib.Path or None, got {type(path).__name__}")
+    _check_module("model", model)
     networks = spiking_networks(model)
     if len(networks) != 1:
         raise ValueError(f"export_nir needs exactly one spiking network, found {sorted(networks)}; "
                          "pass the one to export")
     network = next(iter(networks.values()))
     if input_shape is None:
-        first = next(m for _, m in network.core() if isinstance(m, (nn.Linear, nn.Conv2d)))
+        _, first = _first_synapse(network)
         if isinstance(first, nn.Conv2d):
-            raise ValueError("input_shape is required for a convolutional network, e.g. (4, 84, 84)")
+            raise ValueError(f"input_shape is required for a convolutional network: (channels={first.in_channels}, "
+                             "height, width), e.g. (4, 84, 84)")
         input_shape = (first.in_features,)
-    graph = _network_graph(network, tuple(input_shape))
+    graph = _network_graph(network, _check_input_shape(network, input_shape))
     if path is not None:
         nir.write(str(path), graph)
     return graph

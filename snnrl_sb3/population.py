@@ -34,7 +34,9 @@ population, :math:`a_i = \tanh(\sum_j W_{i,j} f_{i,j} + b_i)` (Pop-SAN's grouped
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+import warnings
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,6 +54,7 @@ __all__ = [
     "POPSAN_STD",
     "UNBOUNDED",
     "ENCODINGS",
+    "SPIKES",
 ]
 
 #: Receptive-field mean range for unbounded dimensions (VecNormalize output clipped to ±3).
@@ -61,7 +64,11 @@ POPSAN_STD = math.sqrt(0.15)
 #: Bounds at or beyond this magnitude count as unbounded (e.g. ``np.finfo(np.float32).max``).
 UNBOUNDED = 1e6
 #: Spike generation modes of :class:`PopulationEncoder`.
-ENCODINGS = ("regular", "bernoulli")
+SPIKES = ("regular", "bernoulli")
+ENCODINGS = SPIKES  # the name of version 0.1
+#: Observations farther than this many field standard deviations beyond the outermost receptive
+#: field drive every field to below exp(-8) ~ 3e-4: they all encode alike.
+SATURATION_STDS = 4.0
 
 
 def _check_range(name: str, value: Any) -> tuple[float, float]:
@@ -113,7 +120,7 @@ class _RegularSpikes(torch.autograd.Function):
     straight-through pseudo-gradient, whole sequence at once."""
 
     @staticmethod
-    def forward(ctx: Any, stimulus: Tensor, num_steps: int, threshold: float) -> Tensor:  # type: ignore[override]
+    def forward(ctx: Any, stimulus: Tensor, num_steps: int, threshold: float) -> Tensor:
         spikes = stimulus.new_empty((num_steps, *stimulus.shape))
         volt = torch.zeros_like(stimulus)
         for t in range(num_steps):
@@ -124,7 +131,7 @@ class _RegularSpikes(torch.autograd.Function):
         return spikes
 
     @staticmethod
-    def backward(ctx: Any, grad_spikes: Tensor) -> tuple[Tensor, None, None]:  # type: ignore[override]
+    def backward(ctx: Any, grad_spikes: Tensor) -> tuple[Tensor, None, None]:
         num_steps, threshold = ctx.params
         leak = 1.0 - threshold  # d v'_t / d v_t through the straight-through reset
         weights = [sum(leak ** k for k in range(t + 1)) for t in range(num_steps)]
@@ -140,26 +147,39 @@ class PopulationEncoder(Encoder):
     :param low, high: observation bounds used to spread the means (see module docstring)
     :param mean_range: ``(lo, hi)`` for every dimension (overrides the bounds)
     :param std: initial standard deviation of every receptive field
-    :param encoding: ``"regular"`` (deterministic) or ``"bernoulli"``
+    :param spikes: ``"regular"`` (deterministic) or ``"bernoulli"`` (``encoding=`` is the
+        deprecated name of this argument)
     :param threshold: regular-spike threshold :math:`1 - \\epsilon` in (0, 1] (Pop-SAN: 0.999)
     :param seed: Bernoulli noise seed (default: drawn from torch's global RNG)
+
+    Observations far outside the receptive fields (more than :data:`SATURATION_STDS` field
+    standard deviations beyond the outermost one) all encode to the same near-silent spikes: the
+    first such batch raises a :class:`UserWarning` (normalise them, e.g. with ``VecNormalize``,
+    or widen ``mean_range``).
     """
 
     static = False
 
     def __init__(self, obs_dim: int, pop_dim: int = 10, low: Any = None, high: Any = None,
-                 mean_range: Sequence[float] | None = None, std: float | None = None, encoding: str = "regular",
-                 threshold: float = 0.999, learnable: bool = True, seed: int | None = None) -> None:
+                 mean_range: Sequence[float] | None = None, std: float | None = None, spikes: str = "regular",
+                 threshold: float = 0.999, learnable: bool = True, seed: int | None = None, *,
+                 encoding: str | None = None) -> None:
         super().__init__()
+        if encoding is not None:
+            warnings.warn("PopulationEncoder(encoding=...) is deprecated: use spikes=...", DeprecationWarning,
+                          stacklevel=2)
+            spikes = encoding
         self.obs_dim = check_int("obs_dim", obs_dim, low=1)
         self.pop_dim = check_int("pop_dim", pop_dim, low=1)
-        self.encoding = check_choice("encoding", encoding, ENCODINGS)
+        # not ``self.spikes``: that would shadow Encoder.spikes(), which the energy count calls
+        self.spike_mode = check_choice("spikes", spikes, SPIKES)
         self.threshold = check_real("encoder_threshold", threshold, low=0.0, high=1.0, low_inclusive=False)
         check_bool("learnable", learnable)
         means, stds = receptive_fields(obs_dim, pop_dim, low, high, mean_range, std)
         self.mean = nn.Parameter(means, requires_grad=learnable)
         self.std = nn.Parameter(stds, requires_grad=learnable)
-        self.bernoulli = BernoulliEncoder(seed) if encoding == "bernoulli" else None
+        self.bernoulli = BernoulliEncoder(seed) if spikes == "bernoulli" else None
+        self._warned_saturation = False
 
     @property
     def out_features(self) -> int:
@@ -169,8 +189,25 @@ class PopulationEncoder(Encoder):
         """Receptive-field activations :math:`A` in (0, 1], ``[B, obs_dim * pop_dim]``."""
         if obs.dim() != 2 or obs.shape[1] != self.obs_dim:
             raise ValueError(f"PopulationEncoder expects observations [B, {self.obs_dim}], got {tuple(obs.shape)}")
+        if not self._warned_saturation:
+            self._warn_if_saturated(obs)
         z = (obs.unsqueeze(-1) - self.mean) / self.std
         return torch.exp(-0.5 * z.square()).flatten(1)
+
+    @torch.no_grad()
+    def _warn_if_saturated(self, obs: Tensor) -> None:
+        reach = SATURATION_STDS * self.std.abs()
+        low, high = (self.mean - reach).amin(1), (self.mean + reach).amax(1)
+        outside = ((obs < low) | (obs > high)).any(0)
+        if bool(outside.any()):
+            self._warned_saturation = True
+            dims = outside.nonzero().flatten().tolist()
+            warnings.warn(f"observation dimensions {dims[:8]} fall outside the receptive fields of the population "
+                          f"encoder (e.g. dimension {dims[0]}: values in [{obs[:, dims[0]].min().item():.4g}, "
+                          f"{obs[:, dims[0]].max().item():.4g}], fields reach [{low[dims[0]].item():.4g}, "
+                          f"{high[dims[0]].item():.4g}]): such values all encode alike, so the actor cannot tell them "
+                          "apart. Normalise observations (e.g. VecNormalize, clipped at 3) or set "
+                          "encoder_kwargs={'mean_range': [low, high]}", UserWarning, stacklevel=3)
 
     def forward(self, x: Tensor, num_steps: int, deterministic: bool = False) -> Tensor:
         stimulus = self.stimulus(x)
@@ -191,7 +228,7 @@ class PopulationEncoder(Encoder):
         return torch.stack(out)
 
     def extra_repr(self) -> str:
-        return f"obs_dim={self.obs_dim}, pop_dim={self.pop_dim}, encoding={self.encoding!r}, threshold={self.threshold}"
+        return f"obs_dim={self.obs_dim}, pop_dim={self.pop_dim}, spikes={self.spike_mode!r}, threshold={self.threshold}"
 
 
 class _RegularSpikesLinear(torch.autograd.Function):
@@ -203,7 +240,7 @@ class _RegularSpikesLinear(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, stimulus: Tensor, weight: Tensor, bias: Tensor | None, num_steps: int,
-                threshold: float) -> Tensor:  # type: ignore[override]
+                threshold: float) -> Tensor:
         spikes = _RegularSpikes.forward(ctx, stimulus, num_steps, threshold)
         flat = spikes.reshape(-1, spikes.shape[-1])
         out = torch.addmm(bias, flat, weight.t()) if bias is not None else flat @ weight.t()
@@ -212,7 +249,7 @@ class _RegularSpikesLinear(torch.autograd.Function):
         return out.view(num_steps, stimulus.shape[0], weight.shape[0])
 
     @staticmethod
-    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
         flat, weight = ctx.saved_tensors
         num_steps, threshold = ctx.params
         grad_flat = grad_out.reshape(-1, grad_out.shape[-1])
@@ -244,7 +281,7 @@ class PopulationInput(Encoder):
         self.linear = nn.Linear(encoder.out_features, check_int("out_features", out_features, low=1))
 
     @property
-    def synapse(self) -> nn.Linear:  # type: ignore[override]
+    def synapse(self) -> nn.Linear:
         return self.linear
 
     def spikes(self, x: Tensor, num_steps: int, deterministic: bool = False) -> Tensor:

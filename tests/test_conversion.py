@@ -87,3 +87,69 @@ def test_unsupported_networks_are_named(calibration):
 def test_bad_arguments(ann_model, calibration, kwargs, exc, match):
     with pytest.raises(exc, match=match):
         convert_dqn(ann_model, observations=calibration, **kwargs)
+
+
+def test_non_finite_calibration_observations_are_refused(ann_model, calibration):
+    # one NaN used to make every percentile NaN, which silently switched data normalisation off
+    for bad in (np.nan, np.inf):
+        obs = calibration.copy()
+        obs[3, 1] = bad
+        with pytest.raises(ValueError, match=r"observations must be finite: it contains NaN or inf "
+                                             r"\(shape \(400, 4\)\)"):
+            convert_dqn(ann_model, observations=obs)
+    with pytest.raises(ValueError, match="observations overflow float32 after SB3's preprocessing"):
+        convert_dqn(ann_model, observations=calibration.astype(np.float64) * 1e300)
+
+
+def test_fixed_scale_must_keep_the_weights_finite_float32(ann_model, calibration):
+    bounds = r"for this ANN fixed_scale must be in \([0-9.e+-]+, [0-9.e+-]+\)"
+    with pytest.raises(ValueError, match=r"fixed_scale=1e\+30 multiplies hidden layer 2 by fixed_scale\*\*2, which "
+                                         r"overflows float32 \(inf weights\): " + bounds):
+        convert_dqn(ann_model, observations=calibration, normalization="fixed", fixed_scale=1e30)
+    with pytest.raises(ValueError, match=r"fixed_scale=1e\+200 multiplies hidden layer 1 .* overflows float32"):
+        convert_dqn(ann_model, observations=calibration, normalization="fixed", fixed_scale=1e200)
+    with pytest.raises(ValueError, match=r"hidden layer 2 by fixed_scale\*\*2, which underflows float32 \(weights "
+                                         r"flushed to 0\): " + bounds):
+        convert_dqn(ann_model, observations=calibration, normalization="fixed", fixed_scale=1e-30)
+    snn = convert_dqn(ann_model, observations=calibration, normalization="fixed", fixed_scale=1e15)
+    assert all(bool(torch.isfinite(p).all()) for p in snn.policy.parameters())
+
+
+def test_conversion_refuses_models_it_cannot_convert(calibration):
+    with pytest.raises(TypeError, match=r"model must be a trained stable_baselines3 DQN .*, got Linear"):
+        convert_dqn(nn.Linear(4, 2), observations=calibration)
+    linear_ann = DQN("MlpPolicy", "CartPole-v1", policy_kwargs=dict(net_arch=[]))
+    with pytest.raises(ValueError, match=r"the ANN has no hidden layer to convert \(its net_arch is \[\]\)"):
+        convert_dqn(linear_ann, observations=calibration)
+    broken = DQN("MlpPolicy", "CartPole-v1", policy_kwargs=dict(net_arch=[8]))
+    with torch.no_grad():
+        broken.q_net.q_net[0].weight[0, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"layer 0 \(Linear\) of the ANN has NaN or inf parameters"):
+        convert_dqn(broken, observations=calibration)
+
+
+@pytest.mark.parametrize("kwargs,exc,match", [
+    (dict(observations=np.zeros((0, 4))), ValueError,
+     r"observations must hold at least one observation, got shape \(0, 4\)"),
+    (dict(observations=np.zeros((5, 3))), ValueError, "observations do not match the model's observation space"),
+    (dict(observations="cartpole"), TypeError, "observations must be numeric"),
+    (dict(n_calibration=0), ValueError, "n_calibration must be >= 1, got 0"),
+    (dict(n_calibration=2.5), TypeError, "n_calibration must be an int, got float"),
+    (dict(seed=-1), ValueError, "seed must be >= 0, got -1"),
+    (dict(neuron="if", beta=0.9), ValueError, r"beta=0.9 needs neuron='lif'"),
+    (dict(fixed_scale=0.0), ValueError, "fixed_scale must be > 0.0"),
+])
+def test_bad_calibration_and_settings_name_the_parameter(ann_model, calibration, kwargs, exc, match):
+    kwargs = {"observations": calibration, **kwargs}
+    with pytest.raises(exc, match=match):
+        convert_dqn(ann_model, **kwargs)
+
+
+def test_helpers_validate_their_arguments(ann_model, calibration):
+    with pytest.raises(ValueError, match="n_steps must be >= 1, got 0"):
+        collect_observations(ann_model, n_steps=0)
+    with pytest.raises(TypeError, match=r"env must be a gymnasium\.Env or an SB3 VecEnv, got int"):
+        collect_observations(ann_model, env=5)
+    with pytest.raises(ValueError, match=r"observations must hold at least one observation, got shape \(0, 4\)"):
+        action_agreement(ann_model, ann_model, np.zeros((0, 4), np.float32))  # used to return NaN
+    assert action_agreement(ann_model, ann_model, calibration[:10]) == 1.0

@@ -2,16 +2,13 @@
 
 import copy
 import json
-import os
 import pickle
-import subprocess
-import sys
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from conftest import make_tiny_model
 from gymnasium import spaces
 from sb3_contrib import QRDQN
 from stable_baselines3 import DQN
@@ -21,9 +18,8 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.utils import polyak_update
 
 from snnrl_sb3 import SpikingCnnQPolicy, SpikingQNetwork, SpikingQPolicy, SpikingQRDQNPolicy, atan
+from snnrl_sb3.config import SPIKING_KWARGS
 from snnrl_sb3.dqn import DuelingReadout, ImageInput
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 class GridEnv(gym.Env):
@@ -47,6 +43,22 @@ class BoxActionEnv(IdentityEnv):
         super().__init__(space=spaces.Box(-1, 1, (2,)))
 
 
+class MultiDiscreteObsEnv(gym.Env):
+    """MultiDiscrete observations (SB3 one-hot encodes them; their size arrives as np.int64)."""
+
+    observation_space = spaces.MultiDiscrete([3, 4])
+    action_space = spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self.observation_space.sample(), {}
+
+    def step(self, action):
+        self.t += 1
+        return self.observation_space.sample(), float(action == 0), self.t >= 10, False, {}
+
+
 class DictObsEnv(gym.Env):
     observation_space = spaces.Dict({"a": spaces.Box(-1, 1, (3,))})
     action_space = spaces.Discrete(2)
@@ -67,6 +79,8 @@ def make_env(kind):
         return GridEnv()
     if kind == "discrete_obs":
         return IdentityEnv(dim=4)
+    if kind == "multi_discrete_obs":
+        return MultiDiscreteObsEnv()
     raise ValueError(kind)
 
 
@@ -75,14 +89,17 @@ VARIANTS = [
     ("mlp_default", DQN, SpikingQPolicy, "cartpole", {}),
     ("mlp_lif", DQN, SpikingQPolicy, "cartpole", {"neuron": "lif", "surrogate": "fast_sigmoid"}),
     ("mlp_symmetric", DQN, SpikingQPolicy, "cartpole", {"neuron": "symmetric_ternary"}),
-    ("mlp_current_lif", DQN, SpikingQPolicy, "cartpole", {"neuron": "current_lif", "threshold": 0.5}),
+    ("mlp_current_lif", DQN, SpikingQPolicy, "cartpole", {"neuron": "current_lif", "neuron_kwargs": {"threshold": 0.5}}),
     ("mlp_ternary_trapezoid", DQN, SpikingQPolicy, "cartpole",
-     {"neuron": "ternary", "neg_threshold": 1.5, "surrogate": "trapezoid", "surrogate_kwargs": {"w1": 0.2, "w2": 0.6}}),
-    ("mlp_spike_count", DQN, SpikingQPolicy, "cartpole", {"decoder": "spike_count", "num_steps": 3}),
-    ("mlp_membrane_mean", DQN, SpikingQPolicy, "cartpole", {"decoder": "membrane_mean"}),
-    ("mlp_membrane_last", DQN, SpikingQPolicy, "cartpole", {"decoder": "membrane_last", "decoder_beta": 0.5}),
+     {"neuron": "ternary", "neuron_kwargs": {"neg_threshold": 1.5}, "surrogate": "trapezoid",
+      "surrogate_kwargs": {"w1": 0.2, "w2": 0.6}}),
+    ("mlp_spike_count", DQN, SpikingQPolicy, "cartpole", {"readout": "spike_count", "num_steps": 3}),
+    ("mlp_membrane_mean", DQN, SpikingQPolicy, "cartpole", {"readout": "membrane_mean"}),
+    ("mlp_membrane_last", DQN, SpikingQPolicy, "cartpole", {"readout": "membrane_last", "readout_kwargs": {"beta": 0.5}}),
     ("mlp_dueling", DQN, SpikingQPolicy, "cartpole", {"dueling": True}),
     ("discrete_obs", DQN, SpikingQPolicy, "discrete_obs", {"num_steps": 2}),
+    ("multi_discrete_obs", DQN, SpikingQPolicy, "multi_discrete_obs", {"num_steps": 2}),
+    ("qrdqn_multi_discrete_obs", QRDQN, SpikingQRDQNPolicy, "multi_discrete_obs", {"num_steps": 2, "n_quantiles": 3}),
     ("cnn_bernoulli", DQN, SpikingCnnQPolicy, "image", {"num_steps": 6, "encoder": "bernoulli", "net_arch": [32]}),
     ("cnn_auto_direct", DQN, SpikingQPolicy, "image", {"num_steps": 2, "net_arch": [32]}),
     ("small_cnn_grid", DQN, SpikingQPolicy, "grid", {"num_steps": 2}),
@@ -95,10 +112,8 @@ IDS = [v[0] for v in VARIANTS]
 
 
 def build(algo, policy, env_kind, kwargs, **overrides):
-    params = dict(learning_starts=30, train_freq=8, gradient_steps=2, batch_size=16, buffer_size=500,
-                  target_update_interval=20, seed=0, policy_kwargs=dict(kwargs))
-    params.update(overrides)
-    return algo(policy, make_env(env_kind), **params)
+    return make_tiny_model(algo.__name__, kwargs, env=make_env(env_kind), policy=policy,
+                           **{"learning_starts": 30, **overrides})
 
 
 def sample_obs(model, n=7, seed=0):
@@ -108,7 +123,7 @@ def sample_obs(model, n=7, seed=0):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, run_fresh):
     """Every variant trained for a few steps and saved; loaded back in ONE fresh process."""
     folder = tmp_path_factory.mktemp("dqn")
     models, paths = {}, {}
@@ -133,11 +148,7 @@ def trained(tmp_path_factory):
         "print('RESULT' + json.dumps(out))\n"
     )
     jobs = {name: (algo.__name__, paths[name]) for name, algo, *_ in VARIANTS}
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.run([sys.executable, "-c", script, json.dumps(jobs)], capture_output=True, text=True,
-                          env=env, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    fresh = json.loads(proc.stdout.split("RESULT", 1)[1])
+    fresh = json.loads(run_fresh(script, json.dumps(jobs)).split("RESULT", 1)[1])
     return models, paths, fresh, folder
 
 
@@ -229,28 +240,33 @@ def test_forward_is_markov_and_bernoulli_is_stochastic_only_when_asked(trained):
     assert not torch.equal(bern.q_net(img), bern.q_net(img))  # fresh noise when not deterministic
 
 
-def test_online_and_target_share_encoder_seed_which_is_saved():
+def test_online_and_target_draw_the_same_frozen_noise():
     model = build(DQN, SpikingQPolicy, "image", {"num_steps": 2, "encoder": "bernoulli", "net_arch": [8]})
-    seed = model.policy._get_constructor_parameters()["encoder_kwargs"]["seed"]
-    assert model.q_net.q_net.encoder.seed == model.q_net_target.q_net.encoder.seed == seed
+    online, target = model.q_net.q_net.encoder, model.q_net_target.q_net.encoder
+    assert online.seed == target.seed
+    x = torch.rand(3, 1, 36, 36)
+    assert torch.equal(online(x, 4, deterministic=True), target(x, 4, deterministic=True))
+    assert model.policy.state_dict()["q_net.q_net.encoder.noise_seed"].dtype == torch.int64
     fixed = build(DQN, SpikingQPolicy, "image",
                   {"num_steps": 2, "encoder": "bernoulli", "encoder_kwargs": {"seed": 7}, "net_arch": [8]})
-    assert fixed.q_net.q_net.encoder.seed == 7
+    assert fixed.q_net.q_net.encoder.seed == fixed.q_net_target.q_net.encoder.seed == 7
 
 
 def test_constructor_parameters_are_json_plain_and_complete():
-    model = build(DQN, SpikingQPolicy, "cartpole", {"neuron": "lif", "num_steps": 3, "dueling": True})
+    model = build(DQN, SpikingQPolicy, "cartpole", {"neuron": "lif", "num_steps": 3, "dueling": True,
+                                                    "readout_kwargs": {"beta": 0.5}})
     data = model.policy._get_constructor_parameters()
-    spiking = {k: data[k] for k in ("num_steps", "neuron", "beta", "threshold", "neg_threshold", "surrogate",
-                                    "surrogate_kwargs", "encoder", "encoder_kwargs", "decoder", "decoder_beta",
-                                    "dueling", "body", "learn_neg_threshold", "neuron_kwargs")}
-    json.dumps(spiking)
-    assert spiking["neuron"] == "lif" and spiking["num_steps"] == 3 and spiking["dueling"] is True
+    spiking = {k: data[k] for k in (*SPIKING_KWARGS, "dueling", "body", "init")}
+    assert json.loads(json.dumps(spiking)) == spiking
+    assert spiking == {"num_steps": 3, "neuron": "lif", "neuron_kwargs": None, "surrogate": None,
+                       "surrogate_kwargs": None, "encoder": "direct", "encoder_kwargs": None,
+                       "readout": "membrane_max", "readout_kwargs": {"beta": 0.5}, "backend": "eager",
+                       "dueling": True, "body": "auto", "init": "auto"}
     assert isinstance(model.q_net.q_net.readout, DuelingReadout)
 
 
-def test_kernel_backend_is_a_saved_neuron_kwarg(tmp_path):
-    model = build(DQN, SpikingQPolicy, "cartpole", {"num_steps": 3, "neuron_kwargs": {"backend": "compile"}})
+def test_kernel_backend_is_a_saved_policy_kwarg(tmp_path):
+    model = build(DQN, SpikingQPolicy, "cartpole", {"num_steps": 3, "backend": "compile"})
     model.save(tmp_path / "m.zip")
     loaded = DQN.load(tmp_path / "m.zip")
     for net in (loaded.q_net, loaded.q_net_target):
@@ -272,7 +288,7 @@ def test_default_bodies_and_net_arch():
 
 @pytest.mark.parametrize("env_kind,num_steps", [("image", 8), ("grid", 8)])
 def test_convolutional_bodies_spike_in_every_layer_at_init(env_kind, num_steps):
-    from snnrl_sb3.multistep import MultiStepNeuron
+    from snnrl_sb3.kernels import MultiStepNeuron
 
     model = build(DQN, SpikingQPolicy, env_kind, {"num_steps": num_steps})
     net = model.q_net.q_net
@@ -290,8 +306,9 @@ def test_evaluate_policy_with_vec_env():
     model = DQN(SpikingQPolicy, venv, learning_starts=30, train_freq=8, gradient_steps=2, batch_size=16,
                 buffer_size=500, seed=0, policy_kwargs={"num_steps": 2, "net_arch": [16]})
     model.learn(60)
-    mean, std = evaluate_policy(model, venv, n_eval_episodes=4)
-    assert np.isfinite(mean) and mean > 0
+    rewards, lengths = evaluate_policy(model, venv, n_eval_episodes=4, return_episode_rewards=True)
+    assert len(rewards) == len(lengths) == 4
+    assert rewards == [float(n) for n in lengths]  # CartPole pays 1 per step: whole episodes were scored
 
 
 # ---- bad input: clear errors naming the problem ----
@@ -299,22 +316,30 @@ def test_evaluate_policy_with_vec_env():
 BAD_KWARGS = [
     ({"num_steps": 0}, ValueError, "num_steps must be >= 1"),
     ({"num_steps": 2.5}, TypeError, "num_steps must be an int"),
+    ({"num_steps": 10**7}, ValueError, "num_steps must be <= 4096"),
     ({"neuron": "izhikevich"}, ValueError, "unknown neuron 'izhikevich'"),
     ({"surrogate": "erf"}, ValueError, "unknown surrogate 'erf'"),
     ({"surrogate": "atan", "surrogate_kwargs": {"width": 1}}, TypeError, "bad parameters .* surrogate 'atan'"),
     ({"encoder": "poisson"}, ValueError, "unknown encoder 'poisson'"),
-    ({"decoder": "softmax"}, ValueError, "unknown decoder 'softmax'"),
+    ({"encoder": "population"}, ValueError, "unknown encoder 'population'; allowed: \\['bernoulli', 'direct'\\]"),
+    ({"encoder_kwargs": {"seed": 1}}, TypeError, "encoder_kwargs has unknown keys \\['seed'\\]: encoder 'direct' "
+                                                 "takes no parameters"),
+    ({"encoder": "bernoulli", "encoder_kwargs": {"seed": 2**70}}, ValueError, "seed'\\] must be <= 2\\*\\*63 - 1"),
+    ({"encoder": "bernoulli", "encoder_kwargs": {"seed": 3.7}}, TypeError, "seed'\\] must be an int"),
+    ({"readout": "softmax"}, ValueError, "unknown readout 'softmax'"),
+    ({"readout": "spike_count", "readout_kwargs": {"beta": 0.5}}, TypeError,
+     "readout_kwargs has unknown keys \\['beta'\\]: readout 'spike_count' takes no parameters"),
+    ({"readout_kwargs": {"beta": -0.1}}, ValueError, "readout_kwargs\\['beta'\\] must be >= 0.0"),
     ({"body": "resnet"}, ValueError, "unknown body 'resnet'"),
     ({"init": "xavier"}, ValueError, "unknown init 'xavier'"),
     ({"body": "nature_cnn"}, ValueError, "body='nature_cnn' needs 3-D Box"),
     ({"surrogate": atan()}, TypeError, "surrogate must be JSON-plain"),
-    ({"neuron": "lif", "neg_threshold": 2.0}, ValueError, "neg_threshold applies only to neuron='ternary'"),
-    ({"neuron": "current_lif", "beta": 0.5}, ValueError, "beta does not apply to neuron='current_lif'"),
-    ({"beta": 1.5}, ValueError, "beta must be <= 1.0"),
-    ({"neg_threshold": -1.0}, ValueError, "neg_threshold must be >"),
-    ({"decoder_beta": -0.1}, ValueError, "decoder_beta must be >= 0.0"),
+    ({"neuron_kwargs": {"beta": float("nan")}}, ValueError, "beta must be finite"),
+    ({"neuron_kwargs": {"threshold": float("inf")}}, ValueError, "threshold must be finite"),
+    ({"neuron_kwargs": {"beta": 1.5}}, ValueError, "beta must be <= 1.0"),
+    ({"neuron_kwargs": {"neg_threshold": -1.0}}, ValueError, "neg_threshold must be >"),
     ({"net_arch": []}, ValueError, "net_arch must be a non-empty list"),
-    ({"neuron_kwargs": {"backend": "cuda"}}, ValueError, "unknown backend 'cuda'"),
+    ({"backend": "cuda"}, ValueError, "unknown backend 'cuda'"),
 ]
 
 
@@ -326,7 +351,7 @@ def test_bad_policy_kwargs_raise_clear_errors(kwargs, error, match):
 
 def test_unsupported_spaces():
     lr = lambda _: 1e-3  # noqa: E731
-    with pytest.raises(TypeError, match="Discrete action space"):
+    with pytest.raises(TypeError, match="SpikingQPolicy needs a Discrete action space"):
         SpikingQPolicy(spaces.Box(-1, 1, (3,)), spaces.Box(-1, 1, (2,)), lr)
     with pytest.raises(TypeError, match="unsupported observation space Dict"):
         SpikingQPolicy(spaces.Dict({"a": spaces.Box(-1, 1, (3,))}), spaces.Discrete(2), lr)
@@ -364,28 +389,10 @@ def test_features_extractor_class_with_conv_body_is_rejected():
     model = DQN(SpikingQPolicy, make_env("image"), buffer_size=10,
                 policy_kwargs={"features_extractor_class": NatureCNN, "body": "mlp", "net_arch": [16],
                                "num_steps": 2})
-    assert model.predict(sample_obs(model, 2), deterministic=True)[0].shape == (2,)
-
-
-def test_bernoulli_seed_survives_model_save_load_without_algorithm_seed(tmp_path):
-    # DQN.load rebuilds the policy from the user's policy_kwargs; with seed=None the torch RNG differs
-    # in the fresh process, so the encoder seed must come back through the state dict
-    env = make_env("image")
-    model = DQN(SpikingQPolicy, env, buffer_size=50, seed=None,
-                policy_kwargs={"num_steps": 6, "encoder": "bernoulli", "net_arch": [16]})
-    obs = sample_obs(model, 32, seed=3)
-    np.save(tmp_path / "obs.npy", obs)
-    model.save(tmp_path / "m.zip")
-    script = ("import sys, numpy as np, torch\nfrom stable_baselines3 import DQN\ntorch.manual_seed(12345)\n"
-              "m = DQN.load(sys.argv[1])\n"
-              "print('RESULT', m.q_net.q_net.encoder.seed, m.predict(np.load(sys.argv[2]), deterministic=True)[0].tolist())")
-    env_vars = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path / "m.zip"), str(tmp_path / "obs.npy")],
-                          capture_output=True, text=True, env=env_vars, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    seed, actions = proc.stdout.split("RESULT", 1)[1].split(" ", 2)[1:]
-    assert int(seed) == model.q_net.q_net.encoder.seed
-    assert json.loads(actions) == model.predict(obs, deterministic=True)[0].tolist()
+    obs = sample_obs(model, 3)
+    assert type(model.q_net.features_extractor).__name__ == "NatureCNN"
+    batched = model.predict(obs, deterministic=True)[0].tolist()
+    assert batched == [int(model.predict(o, deterministic=True)[0]) for o in obs]
 
 
 def test_randomised_state_dict_round_trip_is_consistent():

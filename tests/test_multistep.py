@@ -1,4 +1,5 @@
 import copy
+import dataclasses
 import pickle
 import subprocess
 import sys
@@ -10,7 +11,9 @@ import torch
 from snnrl_sb3 import BernoulliEncoder, MultiStepCurrentLeaky, MultiStepLeaky, Readout, make_neuron, spiking_mlp
 from snnrl_sb3.body import spiking_nature_cnn
 from snnrl_sb3.coding import make_encoder
-from snnrl_sb3.multistep import decay_matrix
+from snnrl_sb3.kernels import base, current_leaky, dynamic, leaky
+from snnrl_sb3.kernels._time import decay_matrix
+from snnrl_sb3.neurons import current_leaky_step, ternary_leaky_step
 from snnrl_sb3.surrogate import Surrogate
 
 NEURON_CASES = [
@@ -39,10 +42,10 @@ def assert_kernel_matches_reference(neuron, x):
 
 @pytest.mark.parametrize("kind,params", NEURON_CASES)
 @pytest.mark.parametrize("steps", [1, 5, 20])
-def test_fast_kernel_equals_step_by_step_reference(kind, params, steps):
+def test_fast_kernel_equals_step_by_step_reference(kind, params, steps, device):
     torch.manual_seed(steps)
-    neuron = make_neuron(kind, **params)
-    x = (torch.randn(steps, 6, 33) * 1.5).requires_grad_()
+    neuron = make_neuron(kind, **params).to(device)
+    x = (torch.randn(steps, 6, 33, device=device) * 1.5).requires_grad_()
     assert_kernel_matches_reference(neuron, x)
 
 
@@ -174,7 +177,8 @@ def test_network_gradients_match_step_by_step_reference():
 
 @pytest.mark.parametrize("call,exc,match", [
     (lambda: make_neuron("izhikevich"), ValueError, "unknown neuron 'izhikevich'"),
-    (lambda: make_neuron("lif", tau=2.0), TypeError, "bad parameters \\['tau'\\] for neuron 'lif'"),
+    (lambda: make_neuron("lif", tau=2.0), TypeError, "bad parameters \\['tau'\\] for neuron 'lif': it takes "
+                                                      "\\['beta', 'threshold'\\]"),
     (lambda: make_neuron("ternary", neg_threshold=0.0), ValueError, "neg_threshold must be >"),
     (lambda: MultiStepLeaky(beta=2.0), ValueError, "beta must be <= 1.0"),
     (lambda: MultiStepCurrentLeaky(threshold=-1.0), ValueError, "threshold must be > 0.0"),
@@ -182,7 +186,7 @@ def test_network_gradients_match_step_by_step_reference():
     (lambda: MultiStepCurrentLeaky(backend=None), TypeError, "backend must be a string"),
     (lambda: make_neuron("lif")(torch.randn(4)), ValueError, "time-major"),
     (lambda: make_encoder("poisson"), ValueError, "unknown encoder 'poisson'"),
-    (lambda: Readout(3, 2, mode="spikes"), ValueError, "unknown decoder 'spikes'"),
+    (lambda: Readout(3, 2, mode="spikes"), ValueError, "unknown (readout|decoder) 'spikes'"),
     (lambda: spiking_mlp(4, [], 2), ValueError, "net_arch must have at least one"),
     (lambda: spiking_mlp(4, [0], 2), ValueError, "net_arch\\[0\\] must be >= 1"),
     (lambda: spiking_mlp(4, [8], 2, num_steps=0), ValueError, "num_steps must be >= 1"),
@@ -220,20 +224,21 @@ FAST_PATH_CASES = [
 ]
 
 
-@pytest.mark.parametrize("kind,params", FAST_PATH_CASES + [("ternary", dict(beta=0.85)), ("current_lif", dict())])
+@pytest.mark.parametrize("kind,params", [*FAST_PATH_CASES, ("ternary", dict(beta=0.85)), ("current_lif", dict())])
 @pytest.mark.parametrize("steps", [1, 2, 8])
-def test_kernel_surrogate_paths_match_reference(kind, params, steps):
+def test_kernel_surrogate_paths_match_reference(kind, params, steps, device):
     torch.manual_seed(10 + steps)
-    neuron = make_neuron(kind, **params)
-    x = (torch.randn(steps, 5, 3, 7) * 1.5).requires_grad_()  # extra feature dims
+    neuron = make_neuron(kind, **params).to(device)
+    x = (torch.randn(steps, 5, 3, 7, device=device) * 1.5).requires_grad_()  # extra feature dims
     assert_kernel_matches_reference(neuron, x)
 
 
-@pytest.mark.parametrize("kind", ["lif", "ternary"])
-def test_kernel_with_non_even_custom_surrogate(kind):
+@pytest.mark.parametrize("kind", ["lif", "ternary", "current_lif", "dynamic"])
+def test_kernel_with_non_even_custom_surrogate(kind, device):
     torch.manual_seed(3)
-    neuron = make_neuron(kind, surrogate=_Skewed())
-    x = (torch.randn(6, 4, 9) * 1.5).requires_grad_()
+    neuron = make_neuron(kind, surrogate=_Skewed()).to(device)  # an already-built Surrogate instance
+    assert isinstance(neuron.surrogate, _Skewed)
+    x = (torch.randn(6, 4, 9, device=device) * 1.5).requires_grad_()
     fast, ref = neuron(x), neuron.reference(x)
     assert torch.equal(fast, ref)
     inputs = [x] + [p for p in neuron.parameters() if p.requires_grad]
@@ -241,39 +246,62 @@ def test_kernel_with_non_even_custom_surrogate(kind):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
+def _reference_membranes(neuron, x):
+    """Membranes of the pure step function, step by step (no autograd)."""
+    with torch.no_grad():
+        if isinstance(neuron, MultiStepLeaky):
+            mem, out = torch.zeros_like(x[0]), []
+            for t in range(x.shape[0]):
+                _, mem = ternary_leaky_step(x[t], mem, neuron.beta, neuron.threshold, neuron.neg_threshold,
+                                            neuron.surrogate)
+                out.append(mem)
+            return torch.stack(out)
+        if isinstance(neuron, MultiStepCurrentLeaky):
+            current = volt = spike = torch.zeros_like(x[0])
+            out = []
+            for t in range(x.shape[0]):
+                spike, current, volt = current_leaky_step(x[t], current, volt, spike, neuron.current_decay,
+                                                          neuron.volt_decay, neuron.threshold, neuron.surrogate)
+                out.append(volt)
+            return torch.stack(out)
+        from snnrl_sb3.neurons import dynamic_step
+
+        current = volt = recovery = spike = torch.zeros_like(x[0])
+        out = []
+        for t in range(x.shape[0]):
+            spike, current, volt, recovery = dynamic_step(x[t], current, volt, recovery, spike,
+                                                          *neuron.params.constants(), neuron.surrogate)
+            out.append(volt)
+        return torch.stack(out)
+
+
+def _kernel_membranes(neuron, x):
+    """``(spikes, membranes)`` of the eager kernel form, through its public function."""
+    if isinstance(neuron, MultiStepLeaky):
+        neg = None if not neuron.ternary else float(neuron.neg_threshold.detach())
+        spikes, mem, _ = leaky.leaky_forward_eager(x, neuron.beta, neuron.threshold, neg)
+    elif isinstance(neuron, MultiStepCurrentLeaky):
+        spikes, mem, _ = current_leaky.current_leaky_forward_eager(x, neuron.current_decay, neuron.volt_decay,
+                                                                   neuron.threshold)
+    else:
+        spikes, mem, _ = dynamic.dynamic_forward_eager(x, *neuron.params.constants())
+    return spikes, mem
+
+
 @pytest.mark.parametrize("kind,params", [("lif", dict(beta=0.8)), ("ternary", dict(beta=0.9, neg_threshold=0.9)),
-                                         ("symmetric_ternary", dict(beta=0.95))])
-def test_kernel_membranes_are_bit_identical_to_step_function(kind, params):
-    from snnrl_sb3.neurons import ternary_leaky_step
-
+                                         ("symmetric_ternary", dict(beta=0.95)), ("lif", dict(beta=0.3333333)),
+                                         ("ternary", dict(beta=0.123456789, threshold=0.3, neg_threshold=0.7)),
+                                         ("current_lif", dict()),
+                                         ("current_lif", dict(current_decay=0.3, volt_decay=0.9)),
+                                         ("dynamic", dict())])
+def test_kernel_membranes_are_bit_identical_to_step_function(kind, params, device):
     torch.manual_seed(5)
-    neuron = make_neuron(kind, **params)
-    x = (torch.randn(25, 8, 64) * 1.5).requires_grad_()
-    mem_kernel = neuron(x).grad_fn.saved_tensors[0]
-    mem, expected = torch.zeros_like(x[0]), []
+    neuron = make_neuron(kind, **params).to(device)
+    x = torch.randn(25, 8, 65, device=device) * 1.5  # 520 features per step: vector loops and a tail
+    spikes, mem = _kernel_membranes(neuron, x)
+    assert torch.equal(mem, _reference_membranes(neuron, x))
     with torch.no_grad():
-        for t in range(x.shape[0]):
-            _, mem = ternary_leaky_step(x[t], mem, neuron.beta, neuron.threshold, neuron.neg_threshold,
-                                        neuron.surrogate)
-            expected.append(mem)
-    assert torch.equal(mem_kernel, torch.stack(expected))
-
-
-def test_current_kernel_membranes_are_bit_identical_to_step_function():
-    from snnrl_sb3.neurons import current_leaky_step
-
-    torch.manual_seed(6)
-    neuron = make_neuron("current_lif")
-    x = (torch.randn(12, 8, 40) * 0.8).requires_grad_()
-    volt_kernel = neuron(x).grad_fn.saved_tensors[0]
-    current = volt = spike = torch.zeros_like(x[0])
-    expected = []
-    with torch.no_grad():
-        for t in range(x.shape[0]):
-            spike, current, volt = current_leaky_step(x[t], current, volt, spike, neuron.current_decay,
-                                                      neuron.volt_decay, neuron.threshold, neuron.surrogate)
-            expected.append(volt)
-    assert torch.equal(volt_kernel, torch.stack(expected))
+        assert torch.equal(spikes, neuron.reference(x))
 
 
 def test_kernel_double_backward_call_with_retained_graph_is_stable():
@@ -299,6 +327,18 @@ def test_naive_benchmark_baseline_computes_the_same_function_as_spiking_mlp():
     torch.testing.assert_close(net(x), naive(x), rtol=1e-5, atol=1e-5)
 
 
+def test_benchmark_cli_defaults_to_the_stable_mode():
+    done = subprocess.run([sys.executable, "-m", "snnrl_sb3.benchmarks.core", "--help"], capture_output=True,
+                          text=True, check=True)
+    assert "--num-steps" in done.stdout and "--steps" not in done.stdout.replace("--num-steps", "")
+    from snnrl_sb3.benchmarks import _baselines, core, dqn
+
+    assert core.NaiveSnnTorchMLP is _baselines.NaiveSnnTorchMLP is dqn.NaiveSnnTorchMLP
+    assert core.fwd_bwd is _baselines.fwd_bwd
+    for flag, default in (("--threads", "default: 1"), ("--clock", "thread (default)"), ("--stat", "default: min")):
+        assert flag in done.stdout and default in " ".join(done.stdout.split())
+
+
 def test_timing_helpers():
     from snnrl_sb3.benchmarks._timing import time_calls
 
@@ -315,35 +355,29 @@ def test_timing_helpers():
 
 @pytest.mark.parametrize("kind,params", NEURON_CASES)
 @pytest.mark.parametrize("steps,batch", [(1, 1), (8, 1), (5, 3)])
-def test_numpy_inference_path_equals_torch_kernel(kind, params, steps, batch):
-    from snnrl_sb3 import multistep
-
+def test_numpy_inference_path_equals_torch_kernel(kind, params, steps, batch, monkeypatch):
     torch.manual_seed(steps + batch)
     neuron = make_neuron(kind, **params)
     x = (torch.randn(1, batch, 40) * 2).expand(steps, batch, 40)  # constant input, as the body passes it
     with torch.no_grad():
+        assert base.use_numpy(x)
         fast = neuron(x)
-    assert multistep._use_numpy(x)
-    limit = multistep.NUMPY_MAX_STEP_NUMEL
-    try:
-        multistep.NUMPY_MAX_STEP_NUMEL = 0  # force the torch kernel
-        with torch.no_grad():
-            assert not multistep._use_numpy(x)
-            kernel = neuron(x)
-    finally:
-        multistep.NUMPY_MAX_STEP_NUMEL = limit
+    monkeypatch.setattr(base, "NUMPY_MAX_STEP_NUMEL", 0)  # force the torch kernel
+    with torch.no_grad():
+        assert not base.use_numpy(x)
+        kernel = neuron(x)
     assert torch.equal(fast, kernel)
     assert torch.equal(fast, neuron.reference(x).detach())
 
 
-def test_numpy_path_is_not_used_when_gradients_are_needed():
-    from snnrl_sb3 import multistep
-
+def test_numpy_path_is_not_used_when_gradients_are_needed_or_off_the_cpu():
     x = torch.randn(4, 1, 8, requires_grad=True)
-    assert not multistep._use_numpy(x)
+    assert not base.use_numpy(x)
     with torch.no_grad():
-        assert multistep._use_numpy(x)
-    assert not multistep._use_numpy(torch.randn(4, 64, 256))  # large: the torch kernel wins
+        assert base.use_numpy(x)
+        assert not base.use_numpy(torch.randn(4, 64, 256))  # large: the torch kernel wins
+        assert not base.use_numpy(x.double())  # float32 only
+        assert not base.use_numpy(torch.randn(4, 1, 8, device="meta"))  # CPU tensors only
 
 
 # --- backend="compile": torch.compile'd kernels, eager fallback ------------------------------------
@@ -357,34 +391,243 @@ COMPILE_CASES = [
 
 
 @pytest.mark.parametrize("kind,params", COMPILE_CASES)
-def test_compiled_kernels_match_reference(kind, params):
-    from snnrl_sb3.multistep import _CompiledKernel
-
+def test_compiled_kernels_match_reference(kind, params, device):
     torch.manual_seed(4)
-    neuron = make_neuron(kind, backend="compile", **params)
-    x = (torch.randn(4, 3, 10) * 1.5).requires_grad_()
+    neuron = make_neuron(kind, backend="compile", **params).to(device)
+    x = (torch.randn(4, 3, 10, device=device) * 1.5).requires_grad_()
     assert_kernel_matches_reference(neuron, x)  # spikes exact, gradients to 1e-5
     with torch.no_grad():  # the no-grad forward (target networks) takes the compiled kernel too
-        big = torch.randn(3, 70, 40) * 1.5
+        big = torch.randn(3, 70, 40, device=device) * 1.5
         assert torch.equal(neuron(big), neuron.reference(big))
-    if _CompiledKernel.failed is not None:
-        pytest.skip(f"torch.compile unavailable here, the eager fallback was tested: {_CompiledKernel.failed}")
+    if base.CompiledKernel.failed is not None:
+        pytest.skip(f"torch.compile unavailable here, the eager fallback was tested: {base.CompiledKernel.failed}")
 
 
 def test_compile_backend_falls_back_to_eager_with_a_warning(monkeypatch):
-    from snnrl_sb3 import multistep
-
     def broken_compile(*args, **kwargs):
         raise RuntimeError("no C++ compiler")
 
-    monkeypatch.setattr(multistep._CompiledKernel, "failed", None)
-    monkeypatch.setattr(multistep, "_LEAKY_FORWARD", multistep._CompiledKernel(multistep._leaky_forward_graph))
-    monkeypatch.setattr(multistep.torch, "compile", broken_compile)
+    monkeypatch.setattr(base.CompiledKernel, "failed", None)
+    monkeypatch.setattr(leaky, "_FORWARD_COMPILED", base.CompiledKernel(leaky.leaky_forward_graph))
+    monkeypatch.setattr(base.torch, "compile", broken_compile)
     torch.manual_seed(0)
     x = torch.randn(5, 4, 6, requires_grad=True) * 2
     eager = make_neuron("ternary")(x)
     with pytest.warns(RuntimeWarning, match="backend='compile' is unavailable .*no C\\+\\+ compiler"):
         out = make_neuron("ternary", backend="compile")(x)
     assert torch.equal(out, eager)
-    assert "no C++ compiler" in multistep._CompiledKernel.failed
+    assert "no C++ compiler" in base.CompiledKernel.failed
     out.sum().backward()  # the backward falls back as well, silently: the failure is process-wide
+
+
+# --- registry, parameter value objects, make_neuron ----------------------------------------------
+
+def test_registry_records_and_parameter_classes():
+    from snnrl_sb3.kernels import (
+        NEURONS,
+        CurrentLIFParameters,
+        DynamicParameters,
+        LIFParameters,
+        MultiStepDynamic,
+        NeuronKind,
+        SymmetricTernaryParameters,
+        TernaryParameters,
+    )
+
+    assert sorted(NEURONS) == ["current_lif", "dynamic", "lif", "symmetric_ternary", "ternary"]
+    expected = {"lif": (LIFParameters, MultiStepLeaky, "atan"), "ternary": (TernaryParameters, MultiStepLeaky, "atan"),
+                "symmetric_ternary": (SymmetricTernaryParameters, MultiStepLeaky, "atan"),
+                "current_lif": (CurrentLIFParameters, MultiStepCurrentLeaky, "rectangular"),
+                "dynamic": (DynamicParameters, MultiStepDynamic, "rectangular")}
+    for name, (params_cls, module_cls, surrogate) in expected.items():
+        kind = NEURONS[name]
+        assert isinstance(kind, NeuronKind) and kind.name == name
+        assert kind.parameters is params_cls and kind.module is module_cls
+        assert kind.default_surrogate["name"] == surrogate
+        neuron = make_neuron(name)
+        assert type(neuron) is module_cls and neuron.params == params_cls()
+    assert dict(NEURONS["current_lif"].default_surrogate) == {"name": "rectangular", "width": 0.5}
+    assert NEURONS["ternary"].parameter_names == ("beta", "threshold", "neg_threshold", "learn_neg_threshold")
+
+
+def test_parameter_objects_are_frozen_validated_values():
+    from snnrl_sb3.kernels import LIFParameters, TernaryParameters, neuron_parameters
+
+    p = neuron_parameters("ternary", {"neg_threshold": 1.5, "beta": 1})
+    assert p == TernaryParameters(beta=1.0, neg_threshold=1.5) and isinstance(p.beta, float)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.beta = 0.5
+    assert neuron_parameters("lif") == LIFParameters() and neuron_parameters("lif", None) == LIFParameters()
+    assert hash(p) == hash(TernaryParameters(beta=1.0, neg_threshold=1.5))
+
+
+@pytest.mark.parametrize("kind,params,exc,match", [
+    ("lif", {"neg_threshold": 2.0}, TypeError, "bad parameters \\['neg_threshold'\\] for neuron 'lif': it takes "
+                                               "\\['beta', 'threshold'\\]"),
+    ("lif", {"symmetric": True}, TypeError, "bad parameters \\['symmetric'\\] for neuron 'lif'"),
+    ("symmetric_ternary", {"neg_threshold": 2.0}, TypeError, "for neuron 'symmetric_ternary'"),
+    ("ternary", {"neg_threshold": None}, TypeError, "neg_threshold must be a real number, got NoneType"),
+    ("ternary", {"learn_neg_threshold": 1}, TypeError, "learn_neg_threshold must be a bool"),
+    ("lif", {"surrogate": "atan"}, TypeError, "not neuron parameters: pass them to make_neuron"),
+    ("current_lif", {"beta": 0.9}, TypeError, "it takes \\['current_decay', 'threshold', 'volt_decay'\\]"),
+    ("lif", {"beta": float("nan")}, ValueError, "beta must be finite, got nan"),
+    ("lif", {"threshold": float("inf")}, ValueError, "threshold must be finite, got inf"),
+    ("lif", {"beta": 1.5}, ValueError, "beta must be <= 1.0, got 1.5"),
+    ("current_lif", {"volt_decay": -0.1}, ValueError, "volt_decay must be >= 0.0"),
+    ("dynamic", {"theta_r": 0.6}, ValueError, "theta_r \\(reset voltage\\) must be below threshold"),
+    ("dynamic", {"theta_u": 3.0}, ValueError, "theta_u must be <= 2.0"),
+    ("izhikevich", {}, ValueError, "unknown neuron 'izhikevich'"),
+    ("lif", ["beta"], TypeError, "must be a mapping"),
+])
+def test_neuron_parameters_errors(kind, params, exc, match):
+    from snnrl_sb3.kernels import neuron_parameters
+
+    with pytest.raises(exc, match=match):
+        neuron_parameters(kind, params)
+
+
+def test_make_neuron_surrogate_and_backend_are_not_parameters():
+    from snnrl_sb3.surrogate import ATan, Trapezoid, rectangular
+
+    assert isinstance(make_neuron("lif").surrogate, ATan)
+    default = make_neuron("current_lif").surrogate
+    assert isinstance(default, Trapezoid) and default.w1 == default.w2 == 0.5
+    sg = rectangular(0.3)
+    assert make_neuron("dynamic", surrogate=sg).surrogate is sg  # an already-built instance is used as is
+    assert make_neuron("lif", beta=0.8, surrogate="trapezoid").surrogate.spec() == {"name": "trapezoid", "w1": 0.25,
+                                                                                      "w2": 0.75}
+    assert make_neuron("ternary", surrogate="atan", surrogate_kwargs={"alpha": 3.0}).surrogate.alpha == 3.0
+    assert make_neuron("current_lif", backend="compile").backend == "compile"
+    with pytest.raises(ValueError, match="surrogate_kwargs needs surrogate"):
+        make_neuron("lif", surrogate_kwargs={"alpha": 3.0})
+    with pytest.raises(ValueError, match="unknown backend 'jit'"):
+        make_neuron("dynamic", backend="jit")
+
+
+def test_multistep_leaky_is_still_constructible_directly():
+    from snnrl_sb3.kernels import LIFParameters, SymmetricTernaryParameters, TernaryParameters
+
+    assert MultiStepLeaky(beta=0.7).params == LIFParameters(beta=0.7)
+    ternary = MultiStepLeaky(beta=0.7, threshold=0.5, neg_threshold=1.2, learn_neg_threshold=False,
+                             surrogate="trapezoid", surrogate_kwargs={"w1": 0.1, "w2": 0.2}, backend="eager")
+    assert ternary.params == TernaryParameters(0.7, 0.5, 1.2, False) and not ternary.neg.rho.requires_grad
+    assert MultiStepLeaky(symmetric=True).params == SymmetricTernaryParameters()
+    with pytest.raises(ValueError, match="neg_threshold does not apply to symmetric=True"):
+        MultiStepLeaky(symmetric=True, neg_threshold=2.0)
+    with pytest.raises(TypeError, match="params must be one of"):
+        MultiStepLeaky.from_parameters(object())
+
+
+def test_deprecated_modules_reexport_the_new_names():
+    from snnrl_sb3 import dynamic as old_dynamic
+    from snnrl_sb3 import kernels, multistep
+
+    for name in ("MultiStepNeuron", "MultiStepLeaky", "MultiStepCurrentLeaky", "NEURONS", "BACKENDS", "make_neuron",
+                 "decay_matrix"):
+        assert getattr(multistep, name) is getattr(kernels, name)
+    assert old_dynamic.MultiStepDynamic is kernels.MultiStepDynamic
+    assert "snnrl_sb3.kernels" in multistep.__doc__ and "snnrl_sb3.kernels.dynamic" in old_dynamic.__doc__
+
+
+def test_dynamic_kind_is_registered_without_importing_the_old_module():
+    code = ("import sys; from snnrl_sb3.kernels import NEURONS, make_neuron; "
+            "assert 'dynamic' in NEURONS; make_neuron('dynamic'); assert 'snnrl_sb3.dynamic' not in sys.modules; "
+            "print('ok')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+# --- defects found by fuzzing -------------------------------------------------------------------
+
+@pytest.mark.parametrize("call,match", [
+    (lambda: make_neuron("ternary", neg_threshold=1e39), "neg_threshold must be finite in float32"),
+    (lambda: make_neuron("lif", threshold=1e39), "threshold must be finite in float32"),
+    (lambda: make_neuron("current_lif", threshold=-1e39), "threshold must be > 0.0"),
+    (lambda: MultiStepLeaky(threshold=3.5e38), "threshold must be finite in float32"),
+    (lambda: make_neuron("dynamic", theta_s=1e39), "theta_s must be finite in float32"),
+    (lambda: make_neuron("dynamic", theta_v=-1e39), "theta_v must be finite in float32"),
+])
+def test_parameters_must_be_finite_in_float32(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_largest_float32_threshold_still_trains_finite():
+    neuron = make_neuron("ternary", threshold=3.4e38, neg_threshold=3.4e38)
+    x = (torch.randn(4, 3, 5) * 2).requires_grad_()
+    neuron(x).sum().backward()
+    assert torch.isfinite(x.grad).all() and torch.isfinite(neuron.neg.rho.grad).all()
+
+
+@pytest.mark.parametrize("kind", ["lif", "ternary", "symmetric_ternary", "current_lif", "dynamic"])
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.bool])
+def test_integer_input_is_refused_with_a_clear_type_error(kind, dtype):
+    x = torch.ones(3, 2, 4, dtype=dtype)
+    with pytest.raises(TypeError, match=f"input must be a floating-point tensor, got {dtype}"):
+        make_neuron(kind)(x)
+    with pytest.raises(TypeError, match=r"input must be a torch\.Tensor, got list"):
+        make_neuron(kind)([[1.0]])
+
+
+def test_decay_matrix_from_inference_mode_can_be_saved_for_backward():
+    # one model acts under inference_mode (the matrix gets cached), another one then trains
+    with torch.inference_mode():
+        Readout(5, 3, mode="membrane_mean", beta=0.37)(torch.rand(6, 2, 5))
+        Readout(5, 3, mode="membrane_max", beta=0.37)(torch.rand(6, 2, 5))
+        cached = decay_matrix(6, 0.37)
+    assert not cached.is_inference()
+    readout = Readout(5, 3, mode="membrane_max", beta=0.37)
+    spikes = torch.rand(6, 2, 5, requires_grad=True)
+    readout(spikes).sum().backward()  # failed with "Inference tensors cannot be saved for backward"
+    assert spikes.grad is not None
+    x = torch.randn(6, 4, requires_grad=True)
+    (decay_matrix(6, 0.37) @ x).sum().backward()
+    assert x.grad is not None
+
+
+def test_decay_matrix_from_inference_mode_does_not_break_the_dynamic_neuron():
+    neuron = make_neuron("dynamic", current_decay=0.41)
+    with torch.inference_mode():
+        neuron(torch.randn(7, 1, 3))
+        neuron(torch.randn(7, 64, 300))  # the torch kernel, not NumPy
+    x = torch.randn(7, 2, 3, requires_grad=True)
+    neuron(x).sum().backward()
+    assert x.grad is not None
+
+
+def test_decay_matrix_cache_is_bounded_and_per_device():
+    from snnrl_sb3.kernels import _time
+
+    small = decay_matrix(8, 0.9)
+    assert decay_matrix(8, 0.9) is small  # cached
+    assert decay_matrix(8, 0.9, dtype=torch.float64) is not small
+    assert decay_matrix(8, 0.9, device="meta").device.type == "meta"
+    big_steps = _time.DECAY_MATRIX_CACHE_MAX_STEPS + 1
+    assert decay_matrix(big_steps, 0.9) is not decay_matrix(big_steps, 0.9)  # large T: never kept alive
+    for steps in range(1, 3 * _time.DECAY_MATRIX_CACHE_SIZE):
+        decay_matrix(steps % _time.DECAY_MATRIX_CACHE_MAX_STEPS + 1, 0.5 + steps * 1e-4)
+    assert len(_time._cache) <= _time.DECAY_MATRIX_CACHE_SIZE
+    cached_bytes = sum(m.numel() * m.element_size() for m in _time._cache.values())
+    assert cached_bytes <= _time.DECAY_MATRIX_CACHE_SIZE * _time.DECAY_MATRIX_CACHE_MAX_STEPS ** 2 * 8
+
+
+def test_decay_matrix_of_long_runs_is_freed_after_use():
+    import gc
+    import weakref
+
+    m = decay_matrix(2000, 0.9)
+    ref = weakref.ref(m)
+    del m
+    gc.collect()
+    assert ref() is None  # T = 2000 is 16 MB: nothing keeps it (T = 10**4 was 400 MB, kept by an lru_cache)
+
+
+@pytest.mark.parametrize("steps,decay", [(1, 0.5), (9, 0.0), (9, 1.0), (13, 0.77), (70, 0.95)])
+def test_decay_matrix_values(steps, decay):
+    m = decay_matrix(steps, decay, dtype=torch.float64)
+    expected = torch.tensor([[decay ** (t - s) if s <= t else 0.0 for s in range(steps)] for t in range(steps)],
+                            dtype=torch.float64)
+    assert torch.equal(m, expected)
+    assert torch.equal(decay_matrix(steps, decay, transpose=True, dtype=torch.float64), expected.T)
+    with pytest.raises(ValueError, match="num_steps must be >= 1"):
+        decay_matrix(0, decay)

@@ -125,6 +125,9 @@ def test_nir_export_never_treats_it_as_binary_leaky():
     (dict(pos_threshold=0.0), ValueError, "pos_threshold must be > 0.0"),
     (dict(neg_threshold=-1.0), ValueError, "neg_threshold must be >"),
     (dict(neg_threshold=float("inf")), ValueError, "neg_threshold must be finite"),
+    (dict(neg_threshold=1e39), ValueError, "neg_threshold must be finite in float32"),  # was inf in float32: NaN
+    (dict(pos_threshold=1e39), ValueError, "pos_threshold must be finite in float32"),
+    (dict(beta=float("nan")), ValueError, "beta must be finite"),
     (dict(learn_neg_threshold=1), TypeError, "learn_neg_threshold must be a bool"),
     (dict(spike_grad="atan"), TypeError, "spike_grad must be callable"),
 ])
@@ -137,7 +140,42 @@ def test_validation_errors(kwargs, exc, match):
     (dict(current_decay=2.0), "current_decay must be <= 1.0"),
     (dict(volt_decay=-0.5), "volt_decay must be >= 0.0"),
     (dict(threshold=0.0), "threshold must be > 0.0"),
+    (dict(threshold=1e39), "threshold must be finite in float32"),
 ])
 def test_current_leaky_validation(kwargs, match):
     with pytest.raises(ValueError, match=match):
         CurrentLeaky(**kwargs)
+
+
+def test_state_of_another_shape_is_refused_not_broadcast():
+    # fuzzing: a [8, 1] state broadcast against a [1, 8] input gave an [8, 8] output
+    with pytest.raises(ValueError, match="mem must have the input's shape \\(1, 8\\), got \\(8, 1\\)"):
+        AsymmetricTernaryLeaky()(torch.ones(1, 8), torch.zeros(8, 1))
+    with pytest.raises(ValueError, match="volt must have the input's shape"):
+        CurrentLeaky()(torch.ones(1, 8), (torch.zeros(1, 8), torch.zeros(8, 1), torch.zeros(1, 8)))
+    with pytest.raises(TypeError, match="state must be None or a \\(current, volt, spike\\) tuple"):
+        CurrentLeaky()(torch.ones(1, 8), torch.zeros(1, 8))
+    spk, mem = AsymmetricTernaryLeaky()(torch.ones(1, 8), torch.zeros(1, 8))  # the right shape works
+    assert spk.shape == mem.shape == (1, 8)
+    spk, state = CurrentLeaky()(torch.ones(2, 3))
+    assert CurrentLeaky()(torch.ones(2, 3), state)[0].shape == (2, 3)
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.bool, torch.uint8])
+def test_integer_input_is_refused_with_a_clear_type_error(dtype):
+    x = torch.ones(3, 4, dtype=dtype)
+    with pytest.raises(TypeError, match=f"input must be a floating-point tensor, got {dtype}"):
+        AsymmetricTernaryLeaky()(x)
+    with pytest.raises(TypeError, match=f"input must be a floating-point tensor, got {dtype}"):
+        CurrentLeaky()(x)
+
+
+def test_dynamic_step_is_exported_with_the_other_step_functions():
+    from snnrl_sb3 import neurons
+    from snnrl_sb3.surrogate import rectangular
+
+    assert {"ternary_leaky_step", "current_leaky_step", "dynamic_step"} <= set(neurons.__all__)
+    zeros = torch.zeros(3)
+    spike, current, volt, recovery = neurons.dynamic_step(torch.tensor([0.2, 0.6, -1.0]), zeros, zeros, zeros, zeros,
+                                                          0.5, 0.5, -0.172, 0.529, 0.021, 0.132, rectangular(0.5))
+    assert spike.tolist() == [0, 1, 0] and torch.equal(volt, current) and torch.equal(recovery, zeros)

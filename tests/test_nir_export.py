@@ -52,7 +52,8 @@ def test_population_actor_exports_its_spiking_core(tmp_path):
 
     from snnrl_sb3 import PopSpikingTD3Policy
 
-    model = TD3(PopSpikingTD3Policy, "Pendulum-v1", policy_kwargs=dict(neuron="lif", net_arch=[16, 16], pop_dim=4))
+    model = TD3(PopSpikingTD3Policy, "Pendulum-v1", policy_kwargs=dict(neuron="lif", net_arch=[16, 16],
+                                                                 encoder_kwargs={"pop_dim": 4}))
     export_nir(model.policy, tmp_path / "actor.nir")
     graph = nir.read(tmp_path / "actor.nir")
     first = graph.nodes["encoder_synapse"]
@@ -61,3 +62,35 @@ def test_population_actor_exports_its_spiking_core(tmp_path):
     assert ("layers_4", "output") in set(map(tuple, graph.edges))  # output-population spikes leave the chip
     with pytest.raises(NotImplementedError, match="NIR has no ternary"):
         export_nir(TD3(PopSpikingTD3Policy, "Pendulum-v1", policy_kwargs=dict(neuron="ternary")).policy)
+
+
+def test_input_shape_is_checked_against_the_network():
+    from stable_baselines3 import DQN
+
+    from snnrl_sb3 import SpikingQPolicy
+
+    policy = DQN(SpikingQPolicy, "CartPole-v1", policy_kwargs=dict(neuron="lif", net_arch=[8])).policy
+    with pytest.raises(ValueError, match=r"input_shape must be \(4,\) for this network \(its first synaptic layer, "
+                                         r"layers.0, takes 4 input features\), got \(7,\)"):
+        export_nir(policy, input_shape=(7,))  # used to fail with a matmul shape error
+    assert isinstance(export_nir(policy, input_shape=(4,)).nodes["layers_0"], nir.Affine)
+    with pytest.raises(TypeError, match="input_shape must be a tuple of ints"):
+        export_nir(policy, input_shape=4)
+    with pytest.raises(TypeError, match=r"model must be a torch\.nn\.Module .*, got DQN; for an SB3 model, pass "
+                                        r"its \.policy"):
+        export_nir(DQN(SpikingQPolicy, "CartPole-v1"))
+    cnn = spiking_nature_cnn(2, (36, 36), 32, 3, num_steps=2, neuron="lif")
+    with pytest.raises(ValueError, match=r"input_shape must be \(channels, height, width\) with 2 channels .*, "
+                                         r"got \(3, 36, 36\)"):
+        export_nir(cnn, input_shape=(3, 36, 36))
+    with pytest.raises(ValueError, match=r"input_shape \(2, 8, 8\) does not fit the network at layer layers.2"):
+        export_nir(cnn, input_shape=(2, 8, 8))  # too small for the second kernel
+    with pytest.raises(ValueError, match=r"input_shape \(2, 52, 52\) does not fit the network: layer layers.7 takes "
+                                         r"64 features but gets shape \(576,\)"):
+        export_nir(cnn, input_shape=(2, 52, 52))
+
+
+def test_non_decaying_current_lif_refuses_to_export():
+    net = spiking_mlp(3, [4], 2, neuron="current_lif", neuron_kwargs={"volt_decay": 1.0})
+    with pytest.raises(NotImplementedError, match=r"volt_decay=1.0 \(no decay\) has no finite NIR time constant"):
+        export_nir(net)  # used to raise ZeroDivisionError

@@ -20,7 +20,8 @@ def test_trapezoid_backward_matches_formula_and_has_unit_area(w1, w2):
     grad = backward_of(S.trapezoid(w1, w2), x)
     h = 1 / (w1 + w2)
     d = x.abs()
-    expected = torch.where(d < w1, torch.full_like(d, h), torch.where(d < w2, h * (w2 - d) / (w2 - w1 if w2 > w1 else 1), 0.0))
+    expected = torch.where(d < w1, torch.full_like(d, h),
+                           torch.where(d < w2, h * (w2 - d) / (w2 - w1 if w2 > w1 else 1), 0.0))
     torch.testing.assert_close(grad, expected)
     area = torch.trapezoid(grad, x).item()
     assert area == pytest.approx(1.0, abs=1e-3)
@@ -85,12 +86,20 @@ def test_make_surrogate_by_name_with_params():
 @pytest.mark.parametrize("call,exc,match", [
     (lambda: S.trapezoid(0.8, 0.4), ValueError, "w1 <= w2"),
     (lambda: S.trapezoid(-0.1, 0.4), ValueError, "w1 must be >= 0"),
-    (lambda: S.trapezoid(0.0, 0.0), ValueError, "w2 must be > 0"),
+    (lambda: S.trapezoid(0.0, 0.0), ValueError, "w2 must be >= 1e-06"),
     (lambda: S.trapezoid("a", 1.0), TypeError, "w1 must be a real number"),
     (lambda: S.trapezoid(0.1, float("nan")), ValueError, "w2 must be finite"),
-    (lambda: S.rectangular(0.0), ValueError, "width must be > 0"),
-    (lambda: S.triangular(-1.0), ValueError, "width must be > 0"),
-    (lambda: S.atan(0.0), ValueError, "alpha must be > 0"),
+    (lambda: S.rectangular(0.0), ValueError, "width must be >= 1e-06"),
+    (lambda: S.triangular(-1.0), ValueError, "width must be >= 1e-06"),
+    (lambda: S.atan(0.0), ValueError, "alpha must be >= 1e-06"),
+    # fuzzing: these trained to NaN (the window's height 1/(2w) overflows float32)
+    (lambda: S.rectangular(1e-39), ValueError, "width must be >= 1e-06, got 1e-39"),
+    (lambda: S.trapezoid(1e-39, 1e-39), ValueError, "w2 must be >= 1e-06"),
+    (lambda: S.trapezoid(0.0, 1e7), ValueError, "w2 must be <= 1000000.0"),
+    (lambda: S.make_surrogate("rectangular", {"width": 1e-39}), ValueError, "width must be >= 1e-06"),
+    (lambda: S.atan(1e39), ValueError, "alpha must be <= 1000000.0"),
+    (lambda: S.fast_sigmoid(0.0), ValueError, "slope must be >= 1e-06"),
+    (lambda: S.sigmoid(float("inf")), ValueError, "slope must be finite"),
     (lambda: S.make_surrogate("boxcar"), ValueError, "unknown surrogate 'boxcar'"),
     (lambda: S.make_surrogate(3), TypeError, "surrogate must be a name"),
     (lambda: S.make_surrogate("atan", {"slope": 1.0}), TypeError, "bad parameters \\['slope'\\] for surrogate 'atan'"),
@@ -98,3 +107,42 @@ def test_make_surrogate_by_name_with_params():
 def test_validation_errors(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+@pytest.mark.parametrize("sg", [S.rectangular(1e-6), S.trapezoid(0.0, 1e-6), S.trapezoid(1e-6 - 1e-18, 1e-6),
+                                S.atan(1e6), S.fast_sigmoid(1e6), S.sigmoid(1e6), S.rectangular(1e6)])
+def test_extreme_allowed_surrogates_keep_float32_gradients_finite(sg):
+    x = torch.tensor([0.0, 1e-7, -5e-7, 1.0, -3e38, 3e38])
+    g = sg.grad_times(x, torch.full_like(x, 1e3))
+    assert torch.isfinite(g).all() and torch.isfinite(sg.grad(x)).all()
+
+
+def test_grad_times_base_version_is_grad_times_surrogate_grad():
+    class Half(S.Surrogate):
+        def grad(self, x):
+            return torch.full_like(x, 0.5)
+
+    x, g = torch.randn(5), torch.randn(5)
+    assert torch.equal(Half().grad_times(x, g, shift=0.3), g * 0.5)
+    assert torch.equal(Half().grad_times(x), torch.full_like(x, 0.5))
+    assert Half().area is None and not Half().even
+
+
+def test_grad_times_flip_differentiates_at_shift_minus_x():
+    class Ramp(S.Surrogate):  # not even: tells x - shift from shift - x
+        def grad(self, x):
+            return x.clamp(min=0.0)
+
+    x = torch.tensor([0.0, 1.0, 2.0])
+    assert Ramp().grad_times(x, shift=0.5).tolist() == [0.0, 0.5, 1.5]
+    assert Ramp().grad_times(x, shift=0.5, flip=True).tolist() == [0.5, 0.0, 0.0]
+
+
+def test_sigmoid_gradient_is_even_where_the_textbook_expression_loses_it():
+    x = torch.tensor([0.8, -0.8])  # k x = 20: s(20) rounds to 1 in float32
+    ours = S.sigmoid(25.0).grad(x)
+    assert ours[0] == ours[1] > 0
+    s = torch.sigmoid(25.0 * x)
+    textbook = 25.0 * s * (1 - s)  # the previous formula: zero on one side only
+    assert textbook[0] == 0 < textbook[1]
+    torch.testing.assert_close(ours, backward_of(sts.sigmoid(slope=25), x), rtol=1e-5, atol=0)

@@ -5,13 +5,17 @@ from __future__ import annotations
 import copy
 import statistics
 import time
-from typing import Callable
+from collections.abc import Callable, Mapping
+from typing import TypeVar
 
 from torch import Tensor, nn
 
-from snnrl_sb3.multistep import MultiStepNeuron
+from snnrl_sb3.kernels import MultiStepNeuron
 
-def time_calls(candidates: dict[str, Callable[[], object]], *, rounds: int = 7, min_seconds: float = 0.15,
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
+
+
+def time_calls(candidates: Mapping[str, Callable[[], object]], *, rounds: int = 7, min_seconds: float = 0.15,
                warmup: int = 5, stat: str = "median", clock: str = "wall") -> dict[str, float]:
     """Seconds per call of each candidate: the ``stat`` (``"median"`` or ``"min"``) over rounds.
 
@@ -70,7 +74,7 @@ class _PassThrough(MultiStepNeuron):
         return x
 
 
-def without_neurons(model: nn.Module) -> nn.Module:
+def without_neurons(model: ModuleT) -> ModuleT:
     """A deep copy of ``model`` whose multi-step neurons pass their input through unchanged.
 
     Timing it gives the *layer-once floor*: everything a spiking step costs except the neuron

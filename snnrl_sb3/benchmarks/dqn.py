@@ -9,54 +9,32 @@ Run ``python -m snnrl_sb3.benchmarks.dqn``. In one process, with interleaved rou
 * the **acting latency**: ``policy.predict(obs, deterministic=True)`` for one observation (what
   ``DQN.predict`` and ``evaluate_policy`` call per step), and the bare network forward;
 
-for SB3's ANN ``MlpPolicy`` (the unit), a naive snnTorch per-step loop (every layer called at
-every step, ``snn.Leaky``, membrane-max read-out), :class:`~snnrl_sb3.SpikingQPolicy` with
+for SB3's ANN ``MlpPolicy`` (the unit), the naive snnTorch per-step loop
+(:class:`~snnrl_sb3.benchmarks._baselines.NaiveSnnTorchMLP`: every layer called at every step,
+``snn.Leaky``, membrane-max read-out), :class:`~snnrl_sb3.SpikingQPolicy` with
 binary LIF and asymmetric ternary neurons (with ``--compile`` also their ``backend="compile"``
 versions), and the *floor*: the LIF policy with its neurons removed
-(:func:`~snnrl_sb3.benchmarks._timing.without_neurons`), the least any neuron kernel can cost. Then the same gradient step for the Atari NatureCNN
+(:func:`~snnrl_sb3.benchmarks._timing.without_neurons`), the least any neuron kernel can cost.
+Then the same gradient step for the Atari NatureCNN
 (4x84x84, batch 32) against SB3's ``CnnPolicy``, at T = 8 and T = 20 (``--skip-atari`` to skip).
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
-import snntorch as snn
 import torch
-
-from snnrl_sb3.utils import tune_allocator
 import torch.nn.functional as F
 from gymnasium import spaces
 from stable_baselines3.dqn.policies import CnnPolicy, DQNPolicy
 from torch import nn
 
+from snnrl_sb3.benchmarks._baselines import NaiveSnnTorchMLP
 from snnrl_sb3.benchmarks._timing import first_call_seconds, print_table, time_calls, without_neurons
 from snnrl_sb3.dqn import SpikingQPolicy
-from snnrl_sb3.surrogate import atan
-
-
-class NaiveSnnTorchQNet(nn.Module):
-    """Textbook snnTorch Q-network: every layer at every step, then max of the output membrane."""
-
-    def __init__(self, sizes: list[int], num_steps: int, beta: float = 0.9) -> None:
-        super().__init__()
-        self.num_steps, self.beta = num_steps, beta
-        self.fcs = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
-        self.lifs = nn.ModuleList(snn.Leaky(beta=beta, spike_grad=atan()) for _ in sizes[1:-1])
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mems = [torch.zeros(()) for _ in self.lifs]
-        out_mem = torch.zeros(())
-        best = None
-        for _ in range(self.num_steps):
-            h = x
-            for i, lif in enumerate(self.lifs):
-                h, mems[i] = lif(self.fcs[i](h), mems[i])
-            out_mem = self.beta * out_mem + self.fcs[-1](h)
-            best = out_mem if best is None else torch.maximum(best, out_mem)
-        return best
+from snnrl_sb3.utils import tune_allocator
 
 
 def dqn_step(q_net: nn.Module, target: nn.Module, optimizer: torch.optim.Optimizer,
@@ -98,8 +76,9 @@ def policy_step(policy: DQNPolicy, batch: tuple[torch.Tensor, ...]) -> Callable[
     return dqn_step(policy.q_net, policy.q_net_target, policy.optimizer, batch)
 
 
-def naive_step(sizes: list[int], num_steps: int, batch: tuple[torch.Tensor, ...]) -> tuple[Callable[[], None], nn.Module]:
-    net, target = NaiveSnnTorchQNet(sizes, num_steps), NaiveSnnTorchQNet(sizes, num_steps)
+def naive_step(sizes: list[int], num_steps: int,
+               batch: tuple[torch.Tensor, ...]) -> tuple[Callable[[], None], nn.Module]:
+    net, target = NaiveSnnTorchMLP(sizes, num_steps), NaiveSnnTorchMLP(sizes, num_steps)
     target.load_state_dict(net.state_dict())
     return dqn_step(net, target, torch.optim.Adam(net.parameters(), lr=1e-3), batch), net
 
@@ -117,7 +96,7 @@ def cartpole(args: argparse.Namespace) -> None:
     if args.compile:
         variants.update({"lif+compile": ("lif", "compile"), "ternary+compile": ("ternary", "compile")})
     spiking = {name: SpikingQPolicy(obs_space, act_space, lr, net_arch=arch, num_steps=steps, neuron=neuron,
-                                    neuron_kwargs={"backend": backend})
+                                    backend=backend)
                for name, (neuron, backend) in variants.items()}
     floor = without_neurons(spiking["lif"])
     naive, naive_net = naive_step([4, *arch, 2], steps, batch)
@@ -126,7 +105,8 @@ def cartpole(args: argparse.Namespace) -> None:
     for name in variants:
         if name.endswith("+compile"):
             print(f"compiling {name}: {first_call_seconds(steps_of[name]):.1f} s")
-    train = time_calls(steps_of, rounds=args.rounds)
+    timing = dict(rounds=args.rounds, stat=args.stat, clock=args.clock)
+    train = time_calls(steps_of, **timing)
 
     one = np.random.default_rng(1).normal(size=(4,)).astype(np.float32)
     one_t = torch.as_tensor(one)[None]
@@ -140,11 +120,12 @@ def cartpole(args: argparse.Namespace) -> None:
                 return net(one_t)
         return call
 
-    act = time_calls({name: (lambda p=p: p.predict(one, deterministic=True)) for name, p in policies.items()},
-                     rounds=args.rounds)
+    def acting(policy: DQNPolicy) -> Callable[[], object]:
+        return lambda: policy.predict(one, deterministic=True)
+
+    act = time_calls({name: acting(p) for name, p in policies.items()}, **timing)
     fwd = time_calls({"ann": bare(ann.q_net), "naive": bare(naive_net),
-                      **{name: bare(p.q_net) for name, p in policies.items() if name != "ann"}},
-                     rounds=args.rounds)
+                      **{name: bare(p.q_net) for name, p in policies.items() if name != "ann"}}, **timing)
 
     print(f"\nCartPole shape (4-256-256-2), T={steps}, {torch.get_num_threads()} thread(s); ratios to SB3 MlpPolicy")
     labels = {"naive": "naive snnTorch loop", "floor": "layer-once floor (neurons removed)",
@@ -169,25 +150,33 @@ def atari(args: argparse.Namespace) -> None:
         cands = {"ann": policy_step(ann, batch)}
         for enc in ("direct", "bernoulli"):
             pol = SpikingQPolicy(obs_space, act_space, lr, num_steps=steps, encoder=enc,
-                                 decoder="spike_count" if enc == "bernoulli" else "membrane_max")
+                                 readout="spike_count" if enc == "bernoulli" else "membrane_max")
             cands[enc] = policy_step(pol, batch)
-        t = time_calls(cands, rounds=max(3, args.rounds // 2), min_seconds=0.3, warmup=2)
+        t = time_calls(cands, rounds=max(3, args.rounds // 2), min_seconds=0.3, warmup=2, stat=args.stat,
+                       clock=args.clock)
         rows.append([str(steps), f"{t['ann'] * 1e3:.1f} ms", f"{t['direct'] / t['ann']:.1f}x",
                      f"{t['bernoulli'] / t['ann']:.1f}x"])
     print("\nAtari NatureCNN (4x84x84, 4 actions), batch 32 grad step, ternary; ratios to SB3 CnnPolicy")
     print_table(["T", "SB3 CnnPolicy", "spiking direct", "spiking bernoulli (seed 000)"], rows)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--num-steps", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: stable ratios on shared CPUs)")
-    parser.add_argument("--skip-atari", action="store_true")
+    parser.add_argument("--batch", type=int, default=64, help="CartPole gradient-step batch size (default: 64)")
+    parser.add_argument("--num-steps", type=int, default=8, help="simulation steps T of the CartPole nets (default: 8)")
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved timing rounds (default: 7)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default: 1, stable ratios on shared CPUs)")
+    parser.add_argument("--stat", choices=["median", "min"], default="min",
+                        help="per-candidate statistic over the rounds (default: min)")
+    parser.add_argument("--clock", choices=["wall", "thread"], default="thread",
+                        help="thread (default): CPU time of this thread (needs --threads 1); wall: elapsed time")
+    parser.add_argument("--skip-atari", action="store_true", help="skip the Atari NatureCNN gradient step")
     parser.add_argument("--compile", action="store_true",
                         help="also time backend='compile' (torch.compile'd kernels; needs a C++ compiler)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.clock == "thread" and args.threads != 1:
+        parser.error("--clock thread needs --threads 1; use --clock wall with more threads")
     tune_allocator()  # keep freed [T, B, ...] buffers: avoids page faults (opt-in, see its docs)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

@@ -20,6 +20,7 @@ draws the evaluation curves written by ``examples/td3_*.py --results`` and print
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 import time
@@ -31,6 +32,7 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
+from snnrl_sb3.benchmarks._baselines import fwd_bwd
 from snnrl_sb3.benchmarks._timing import print_table, time_calls
 from snnrl_sb3.neurons import current_leaky_step
 from snnrl_sb3.surrogate import rectangular
@@ -47,7 +49,8 @@ class NaivePopSAN(nn.Module):
         self.mean = nn.Parameter(torch.linspace(-3, 3, pop_dim).repeat(obs_dim, 1))
         self.std = nn.Parameter(torch.full((obs_dim, pop_dim), 0.15 ** 0.5))
         sizes = [obs_dim * pop_dim, *hidden, act_dim * pop_dim]
-        self.fcs = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.fcs = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(sizes))
+        self.widths = sizes[1:]  # out_features of each fc
         self.dec_w = nn.Parameter(torch.randn(act_dim, pop_dim) * 0.3)
         self.dec_b = nn.Parameter(torch.zeros(act_dim))
         self.spike = rectangular(0.5)
@@ -55,8 +58,8 @@ class NaivePopSAN(nn.Module):
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         act = torch.exp(-0.5 * ((obs.unsqueeze(-1) - self.mean) / self.std).square()).flatten(1)
         volt_in = torch.zeros_like(act)
-        states = [[torch.zeros(obs.shape[0], fc.out_features)] * 3 for fc in self.fcs]
-        rate = 0.0
+        states = [[torch.zeros(obs.shape[0], width)] * 3 for width in self.widths]
+        rate = torch.zeros(())
         for _ in range(self.num_steps):
             volt_in = volt_in + act
             h = (volt_in > 0.999).float() + (volt_in - volt_in.detach())
@@ -104,18 +107,12 @@ def actor_table(batch: int = 100, num_steps: int = 5, rounds: int = 7) -> list[l
     obs_space, act_space = _space_pair()
     hidden = [256, 256]
     ann = Actor(obs_space, act_space, hidden, FlattenExtractor(obs_space), OBS_DIM)
-    snn = PopSpikingActor(obs_space, act_space, hidden, FlattenExtractor(obs_space), OBS_DIM, num_steps=num_steps,
-                          mean_range=[-3.0, 3.0])
+    snn = PopSpikingActor(obs_space, act_space, hidden, FlattenExtractor(obs_space), OBS_DIM,
+                          spiking={"num_steps": num_steps, "encoder_kwargs": {"mean_range": [-3.0, 3.0]}})
     naive = NaivePopSAN(OBS_DIM, ACT_DIM, hidden, num_steps=num_steps)
     torch.manual_seed(0)
     x = torch.randn(batch, OBS_DIM)
     x1 = x[:1]
-
-    def fwd_bwd(model: nn.Module) -> Any:
-        def step() -> None:
-            model.zero_grad(set_to_none=True)
-            model(x).square().mean().backward()
-        return step
 
     def fwd1(model: nn.Module) -> Any:
         def step() -> None:
@@ -124,7 +121,7 @@ def actor_table(batch: int = 100, num_steps: int = 5, rounds: int = 7) -> list[l
         return step
 
     models = {"ann": ann, "naive": naive, "snnrl": snn}
-    train = time_calls({k: fwd_bwd(m) for k, m in models.items()}, rounds=rounds)
+    train = time_calls({k: fwd_bwd(m, x) for k, m in models.items()}, rounds=rounds)
     infer = time_calls({k: fwd1(m) for k, m in models.items()}, rounds=rounds)
     rows = []
     for name in models:
@@ -144,12 +141,13 @@ def learn_table(env_id: str | None = None, steps: int = 1000, rounds: int = 3, w
     def make_env() -> gym.Env:
         return SyntheticEnv() if env_id is None else gym.make(env_id)
 
-    common = dict(learning_rate=1e-3, batch_size=100, train_freq=50, gradient_steps=50, learning_starts=warmup,
-                  buffer_size=100_000, seed=0, verbose=0)
+    common: dict[str, Any] = dict(learning_rate=1e-3, batch_size=100, train_freq=50, gradient_steps=50,
+                                  learning_starts=warmup, buffer_size=100_000, seed=0, verbose=0)
     models = {
         "ann": TD3("MlpPolicy", make_env(), policy_kwargs=dict(net_arch=[256, 256]), **common),
         "snnrl": TD3(PopSpikingTD3Policy, make_env(), policy_kwargs=dict(
-            net_arch=[256, 256], num_steps=num_steps, actor_lr_ratio=0.1, mean_range=[-3.0, 3.0]), **common),
+            net_arch=[256, 256], num_steps=num_steps, actor_lr_ratio=0.1,
+            encoder_kwargs={"mean_range": [-3.0, 3.0]}), **common),
     }
     for model in models.values():  # fill the buffer past learning_starts, first updates
         model.learn(warmup + 100)
@@ -197,13 +195,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command")
     p_plot = sub.add_parser("plot", help="plot/table of examples/td3_*.py --results files")
-    p_plot.add_argument("files", nargs="+")
-    p_plot.add_argument("--out", default="td3_curves.png")
-    parser.add_argument("--threads", type=int, default=1)
+    p_plot.add_argument("files", nargs="+", help="--results JSON files of examples/td3_*.py")
+    p_plot.add_argument("--out", default="td3_curves.png", help="output image (default: td3_curves.png)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
     parser.add_argument("--env", default=None, help="gymnasium id for the learn benchmark (default: synthetic)")
-    parser.add_argument("--learn-steps", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--skip-learn", action="store_true")
+    parser.add_argument("--learn-steps", type=int, default=1000,
+                        help="environment steps per timed learn round (default: 1000)")
+    parser.add_argument("--rounds", type=int, default=3, help="timed learn rounds (default: 3)")
+    parser.add_argument("--skip-learn", action="store_true", help="skip the TD3 learn benchmark")
     args = parser.parse_args(argv)
     if args.command == "plot":
         plot(args.out, args.files)
