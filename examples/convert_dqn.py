@@ -2,13 +2,16 @@
 
     python examples/convert_dqn.py                             # train (or reuse) the ANN, convert at T = 8..64
     python examples/convert_dqn.py --ann-path runs/ann_cartpole --plot examples/results/convert_dqn/return_vs_T.png
+    python examples/convert_dqn.py --method tan2021 --num-steps 8 16 32 64 128   # Tan et al. 2021's conversion
     python examples/convert_dqn.py --help
 
 The ANN is trained once: its best checkpoint of periodic evaluation is kept as
 ``ANN_PATH/best_model.zip`` and every later run with the same ``--ann-path`` loads it from there
 (``--retrain`` trains again). For each simulation length T it prints the converted agent's
 evaluation return, its ratio to the ANN's, and the fraction of calibration observations on which
-both choose the same action; ``--plot`` draws return vs T.
+both choose the same action; ``--plot`` draws return vs T. ``--method`` converts as a published
+method does (``tan2021``: Tan et al. 2021; ``seed002``: seed 002's x10 per layer, which needs
+observations in [0, 1]); see ``snnrl_sb3.conversion.convert_dqn``.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from stable_baselines3.common.callbacks import EvalCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 
-from snnrl_sb3.conversion import action_agreement, collect_observations, convert_dqn
+from snnrl_sb3.conversion import METHODS, action_agreement, collect_observations, convert_dqn
 from snnrl_sb3.results import ProgressBar
 
 # rl-zoo3 2.9.2 hyperparams/dqn.yml, CartPole-v1 (ANN DQN)
@@ -52,6 +55,11 @@ class Args:
     """train the ANN even when ANN_PATH/best_model.zip exists (and replace it)"""
     num_steps: list[int] = field(default_factory=lambda: [8, 16, 32, 64])
     """simulation lengths T to convert at"""
+    method: Literal["tan2021", "seed002"] | None = None
+    """a published conversion: tan2021 (Tan et al. 2021: data normalisation of every layer, output included,
+    IF neurons, Q = output spike count + final membrane, one step of delay per layer, calibration from the ANN's
+    epsilon = 0.05 play) or seed002 (x10 per layer, LIF, Poisson input, Q = output spike count); it fixes
+    normalization, neuron and encoder (None: those flags decide)"""
     normalization: Literal["data", "fixed", "none"] = "data"
     """weight normalisation: data (99.9th percentile), fixed (seed 002: x10 per layer) or none"""
     neuron: Literal["if", "lif"] = "if"
@@ -97,7 +105,8 @@ def plot(path: str, num_steps: list[int], returns: list[float], ann_return: floa
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 3.2))
-    ax.plot(num_steps, returns, "o-", label=f"converted SNN ({args.neuron}, {args.normalization} normalisation)")
+    name = f"method {args.method}" if args.method else f"{args.neuron}, {args.normalization} normalisation"
+    ax.plot(num_steps, returns, "o-", label=f"converted SNN ({name})")
     ax.axhline(ann_return, color="k", ls="--", label="ANN")
     ax.set_xscale("log", base=2)
     ax.set_xticks(num_steps, [str(t) for t in num_steps])
@@ -122,12 +131,15 @@ def main() -> None:
         return float(evaluate_policy(model, eval_env, n_eval_episodes=args.eval_episodes)[0])
 
     ann_return = evaluate(ann)
-    observations = collect_observations(ann, env, args.calibration_steps, seed=args.seed)
+    epsilon = METHODS[args.method].get("calibration_epsilon", 0.0) if args.method else 0.0
+    observations = collect_observations(ann, env, args.calibration_steps, seed=args.seed, epsilon=epsilon)
+    if args.method:
+        print(f"method {args.method}: " + ", ".join(f"{k}={v}" for k, v in METHODS[args.method].items()))
     print(f"ANN return {ann_return:.1f}")
     print("| T | SNN return | SNN / ANN | action agreement |\n|---|---|---|---|")
     returns = []
     for steps in args.num_steps:
-        snn = convert_dqn(ann, observations=observations, num_steps=steps, neuron=args.neuron,
+        snn = convert_dqn(ann, method=args.method, observations=observations, num_steps=steps, neuron=args.neuron,
                           normalization=args.normalization, encoder=args.encoder)
         mean = evaluate(snn)
         agreement = action_agreement(ann, snn, observations)

@@ -3,7 +3,14 @@
 from snnrl_sb3.body import SpikingNetwork, spiking_mlp, spiking_nature_cnn
 from snnrl_sb3.coding import BernoulliEncoder, DirectEncoder, Readout, make_encoder
 from snnrl_sb3.config import SpikingConfig
-from snnrl_sb3.kernels import MultiStepCurrentLeaky, MultiStepDynamic, MultiStepLeaky, MultiStepNeuron, make_neuron
+from snnrl_sb3.kernels import (
+    MultiStepCurrentLeaky,
+    MultiStepDynamic,
+    MultiStepLeaky,
+    MultiStepNeuron,
+    MultiStepSJLeaky,
+    make_neuron,
+)
 from snnrl_sb3.neurons import AsymmetricTernaryLeaky, CurrentLeaky
 from snnrl_sb3.surrogate import (
     Surrogate,
@@ -29,6 +36,7 @@ __all__ = [
     "MultiStepDynamic",
     "MultiStepLeaky",
     "MultiStepNeuron",
+    "MultiStepSJLeaky",
     "Readout",
     "SpikingConfig",
     "SpikingNetwork",

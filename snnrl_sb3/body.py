@@ -110,12 +110,12 @@ def _neuron(neuron: NeuronSpec, neuron_kwargs: dict[str, Any] | None) -> MultiSt
 
 
 def _dense_layers(width: int, net_arch: Sequence[int], neuron: NeuronSpec,
-                  neuron_kwargs: dict[str, Any] | None) -> tuple[list[nn.Module], int]:
+                  neuron_kwargs: dict[str, Any] | None, bias: bool = True) -> tuple[list[nn.Module], int]:
     """``Linear -> neuron`` per entry of ``net_arch``; returns the layers and the last width."""
     layers: list[nn.Module] = []
     for i, hidden in enumerate(net_arch):
         check_int(f"net_arch[{i}]", hidden, low=1)
-        layers += [nn.Linear(width, hidden), _neuron(neuron, neuron_kwargs)]
+        layers += [nn.Linear(width, hidden, bias=bias), _neuron(neuron, neuron_kwargs)]
         width = hidden
     return layers, width
 
@@ -123,33 +123,34 @@ def _dense_layers(width: int, net_arch: Sequence[int], neuron: NeuronSpec,
 def spiking_mlp(in_features: int, net_arch: Sequence[int], out_features: int | None, *, num_steps: int = 8,
                 neuron: NeuronSpec = "ternary", neuron_kwargs: dict[str, Any] | None = None,
                 readout: str = "membrane_max", readout_beta: float = 0.9,
-                encoder: Encoder | None = None) -> SpikingNetwork:
+                encoder: Encoder | None = None, bias: bool = True) -> SpikingNetwork:
     """A spiking MLP: ``Linear -> neuron`` per entry of ``net_arch``, then a :class:`Readout`
-    (``out_features=None``: no read-out; the last spike trains are returned)."""
+    (``out_features=None``: no read-out; the last spike trains are returned). ``bias=False``: no
+    synapse has a bias."""
     check_int("in_features", in_features, low=1)
     if not net_arch:
         raise ValueError("net_arch must have at least one hidden layer for a spiking network")
-    layers, width = _dense_layers(in_features, net_arch, neuron, neuron_kwargs)
-    head = None if out_features is None else Readout(width, out_features, readout, readout_beta)
+    layers, width = _dense_layers(in_features, net_arch, neuron, neuron_kwargs, bias)
+    head = None if out_features is None else Readout(width, out_features, readout, readout_beta, bias=bias)
     return SpikingNetwork(layers, head, num_steps, encoder)
 
 
 def spiking_nature_cnn(in_channels: int, image_size: tuple[int, int], features_dim: int, out_features: int | None, *,
                        num_steps: int = 8, neuron: NeuronSpec = "ternary", neuron_kwargs: dict[str, Any] | None = None,
                        readout: str = "membrane_max", readout_beta: float = 0.9,
-                       encoder: Encoder | None = None) -> SpikingNetwork:
+                       encoder: Encoder | None = None, bias: bool = True) -> SpikingNetwork:
     """NatureCNN-shaped spiking body (3 conv + FC ``features_dim``) and a read-out: the DQN of
     seeds 000/002/003 with spiking neurons after every synaptic layer."""
     return spiking_conv_net(in_channels, image_size, NATURE_CNN_ARCH, [features_dim], out_features,
                             num_steps=num_steps, neuron=neuron, neuron_kwargs=neuron_kwargs, readout=readout,
-                            readout_beta=readout_beta, encoder=encoder)
+                            readout_beta=readout_beta, encoder=encoder, bias=bias)
 
 
 def spiking_conv_net(in_channels: int, image_size: tuple[int, int], conv_arch: Sequence[Sequence[int]],
                      net_arch: Sequence[int], out_features: int | None, *, num_steps: int = 8,
                      neuron: NeuronSpec = "ternary", neuron_kwargs: dict[str, Any] | None = None,
                      readout: str = "membrane_max", readout_beta: float = 0.9,
-                     encoder: Encoder | None = None) -> SpikingNetwork:
+                     encoder: Encoder | None = None, bias: bool = True) -> SpikingNetwork:
     """A spiking convolutional body: ``Conv2d -> neuron`` per ``(channels, kernel, stride)`` entry of
     ``conv_arch``, flatten, ``Linear -> neuron`` per entry of ``net_arch``, then a :class:`Readout`
     (``out_features=None``: no read-out).
@@ -167,7 +168,7 @@ def spiking_conv_net(in_channels: int, image_size: tuple[int, int], conv_arch: S
         if len(spec) != 3:
             raise ValueError(f"conv_arch[{i}] must be (out_channels, kernel_size, stride), got {spec!r}")
         out, kernel, stride = (check_int(f"conv_arch[{i}][{j}]", v, low=1) for j, v in enumerate(spec))
-        convs.append(nn.Conv2d(channels, out, kernel, stride=stride))
+        convs.append(nn.Conv2d(channels, out, kernel, stride=stride, bias=bias))
         channels = out
     with torch.no_grad():
         probe = torch.zeros(1, in_channels, *image_size)
@@ -178,12 +179,10 @@ def spiking_conv_net(in_channels: int, image_size: tuple[int, int], conv_arch: S
     layers: list[nn.Module] = []
     for conv in convs:
         layers += [conv, _neuron(neuron, neuron_kwargs)]
-    dense, width = _dense_layers(probe.numel(), net_arch, neuron, neuron_kwargs)
+    dense, width = _dense_layers(probe.numel(), net_arch, neuron, neuron_kwargs, bias)
     layers += [nn.Flatten(), *dense]
-    head = None if out_features is None else Readout(width, out_features, readout, readout_beta)
+    head = None if out_features is None else Readout(width, out_features, readout, readout_beta, bias=bias)
     return SpikingNetwork(layers, head, num_steps, encoder)
-
-
 
 
 def spiking_minatar_cnn(in_channels: int, image_size: tuple[int, int] = (10, 10), out_features: int | None = None,

@@ -61,6 +61,10 @@ class DirectEncoder(Encoder):
         return x
 
 
+#: What a Bernoulli encoder does when asked to act deterministically: frozen noise, or fresh noise anyway.
+DETERMINISTIC_NOISE = ("frozen", "fresh")
+
+
 class BernoulliEncoder(Encoder):
     r"""Rate coding: :math:`s_t \sim \mathrm{Bernoulli}(p)` for inputs :math:`p \in [0, 1]`.
 
@@ -76,12 +80,15 @@ class BernoulliEncoder(Encoder):
     With ``deterministic=True`` the encoder uses *frozen noise*: one fixed uniform pattern per
     step, shared by every sample, so the output depends only on the observation (identical
     batched or one by one, call after call) while keeping the rate-coded input statistics.
+    ``deterministic_noise="fresh"`` draws fresh noise even then, as DATSQN's evaluation does
+    (greedy actions, but a stochastic encoder).
     """
 
     noise_seed: Tensor
 
-    def __init__(self, seed: int | None = None) -> None:
+    def __init__(self, seed: int | None = None, deterministic_noise: str = "frozen") -> None:
         super().__init__()
+        self.deterministic_noise = check_choice("deterministic_noise", deterministic_noise, DETERMINISTIC_NOISE)
         if seed is None:
             seed = int(torch.randint(0, 2**31 - 1, ()).item())
         self.register_buffer("noise_seed", torch.tensor(check_seed("seed", seed), dtype=torch.int64))
@@ -126,7 +133,7 @@ class BernoulliEncoder(Encoder):
         if not torch.all((x >= 0) & (x <= 1)):
             raise ValueError("BernoulliEncoder needs inputs in [0, 1] (firing probabilities); "
                              f"got values in [{x.min().item():.4g}, {x.max().item():.4g}]")
-        if deterministic:
+        if deterministic and self.deterministic_noise == "frozen":
             frozen = torch.Generator(device=x.device).manual_seed(self.seed)
             noise = torch.rand((num_steps, 1, *x.shape[1:]), generator=frozen, device=x.device, dtype=x.dtype)
             spikes = (noise < x).to(x.dtype)
@@ -140,7 +147,8 @@ class BernoulliEncoder(Encoder):
         return spikes
 
     def extra_repr(self) -> str:
-        return f"seed={self.seed}"
+        fresh = ", deterministic_noise='fresh'" if self.deterministic_noise == "fresh" else ""
+        return f"seed={self.seed}{fresh}"
 
 
 ENCODERS: dict[str, type[Encoder]] = {"direct": DirectEncoder, "bernoulli": BernoulliEncoder}
@@ -155,21 +163,33 @@ def make_encoder(name: str, **params: Any) -> Encoder:
         raise TypeError(f"bad parameters {sorted(params)} for encoder {name!r}: {err}") from None
 
 
-READOUTS = ("spike_count", "membrane_max", "membrane_mean", "membrane_last")
+READOUTS = ("spike_count", "current_sum", "membrane_max", "membrane_mean", "membrane_last")
 
 
 class Readout(nn.Module):
     r"""Output layer reading values from spike trains ``[T, B, in_features]`` -> ``[B, out_features]``.
 
-    :param mode: one of ``spike_count``, ``membrane_max``, ``membrane_mean``, ``membrane_last``
-    :param beta: leak of the non-spiking integrator (membrane modes), in [0, 1]
+    With the output currents :math:`I_t = W s_t + b`:
+
+    * ``spike_count``: the mean current :math:`\frac1T \sum_t I_t` (seed 000's paper);
+    * ``current_sum``: the summed current :math:`\sum_t I_t` (DATSQN's released code);
+    * ``membrane_max`` / ``membrane_mean`` / ``membrane_last``: the max, mean or last value of a
+      non-spiking integrator :math:`U_t = \beta U_{t-1} + \alpha I_t` (DSQN; spikingjelly's
+      input-decaying LIF output with time constant :math:`\tau` is :math:`\beta = 1 - 1/\tau`,
+      :math:`\alpha = 1/\tau`).
+
+    :param mode: one of :data:`READOUTS`
+    :param beta: leak :math:`\beta` of the integrator (membrane modes), in [0, 1]
+    :param input_scale: input scale :math:`\alpha` of the integrator (membrane modes), in (0, 1e6]
+    :param bias: whether the synapse has a bias :math:`b`
     """
 
     def __init__(self, in_features: int, out_features: int, mode: str = "membrane_max", beta: float = 0.9,
-                 bias: bool = True) -> None:
+                 bias: bool = True, input_scale: float = 1.0) -> None:
         super().__init__()
         self.mode = check_choice("readout", mode, READOUTS)
         self.beta = check_real("beta", beta, low=0.0, high=1.0)
+        self.input_scale = check_real("input_scale", input_scale, low=0.0, high=1e6, low_inclusive=False)
         self.linear = nn.Linear(in_features, out_features, bias=bias)
 
     def time_weights(self, num_steps: int, device: torch.device, dtype: torch.dtype) -> Tensor | None:
@@ -177,14 +197,19 @@ class Readout(nn.Module):
         (``None`` for ``membrane_max``, which needs the whole trajectory)."""
         if self.mode == "spike_count":
             return torch.full((num_steps,), 1.0 / num_steps, device=device, dtype=dtype)
+        if self.mode == "current_sum":
+            return torch.ones((num_steps,), device=device, dtype=dtype)
         if self.mode == "membrane_max":
             return None
-        m = decay_matrix(num_steps, self.beta, device=device, dtype=dtype)  # U = M @ (W s + b)
-        return m[-1] if self.mode == "membrane_last" else m.mean(0)
+        m = decay_matrix(num_steps, self.beta, device=device, dtype=dtype)  # U = M @ (alpha (W s + b))
+        weights = m[-1] if self.mode == "membrane_last" else m.mean(0)
+        return weights if self.input_scale == 1.0 else weights * self.input_scale
 
     def membrane(self, spikes: Tensor) -> Tensor:
         """Membrane trajectory ``[T, B, out]`` of the output integrator."""
         currents = self.linear(spikes)
+        if self.input_scale != 1.0:
+            currents = currents * self.input_scale
         m = decay_matrix(spikes.shape[0], self.beta, device=spikes.device, dtype=currents.dtype)
         return (m @ currents.reshape(spikes.shape[0], -1)).reshape(currents.shape)
 
@@ -200,4 +225,5 @@ class Readout(nn.Module):
         return out
 
     def extra_repr(self) -> str:
-        return f"mode={self.mode!r}, beta={self.beta}"
+        scale = "" if self.input_scale == 1.0 else f", input_scale={self.input_scale}"
+        return f"mode={self.mode!r}, beta={self.beta}{scale}"

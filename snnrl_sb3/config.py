@@ -14,12 +14,14 @@ networks alike and that :meth:`~SpikingConfig.to_kwargs` gives back for ``model.
 ``surrogate_kwargs``    the surrogate's parameters, e.g. ``{"w1": 0.2, "w2": 0.6}``
 ``encoder``             ``"direct"`` or ``"bernoulli"`` (Q-networks), ``"population"``
                         (Pop-SAN actors)
-``encoder_kwargs``      bernoulli: ``seed``; population: ``pop_dim``, ``mean_range``,
-                        ``std``, ``threshold``, ``spikes`` (``"regular"``/``"bernoulli"``),
-                        ``seed``
+``encoder_kwargs``      bernoulli: ``seed``, ``deterministic_noise`` (``"frozen"``/``"fresh"``);
+                        population: ``pop_dim``, ``mean_range``,
+                        ``std``, ``threshold``, ``spikes`` (``"regular"``/``"bernoulli"``/
+                        ``"analog"``), ``seed``, ``deterministic_noise``
 ``readout``             ``"membrane_max"``, ``"membrane_mean"``, ``"membrane_last"``,
-                        ``"spike_count"`` (Q-networks), ``"population"`` (Pop-SAN actors)
-``readout_kwargs``      membrane read-outs: ``beta``; population: ``pop_dim``
+                        ``"spike_count"``, ``"current_sum"`` (Q-networks), ``"population"``
+                        (Pop-SAN actors)
+``readout_kwargs``      membrane read-outs: ``beta``, ``input_scale``; population: ``pop_dim``
 ``backend``             kernel implementation: ``"eager"`` or ``"compile"``
 ======================  ==============================================================
 
@@ -43,6 +45,7 @@ from typing import Any, TypedDict
 
 from snnrl_sb3._validation import MAX_SEED, check_choice, check_int, check_real, check_seed
 from snnrl_sb3.body import MAX_NUM_STEPS
+from snnrl_sb3.coding import DETERMINISTIC_NOISE
 from snnrl_sb3.kernels import BACKENDS, NEURONS, MultiStepNeuron, make_neuron, neuron_parameters
 from snnrl_sb3.surrogate import make_surrogate
 
@@ -74,6 +77,7 @@ class SpikingKwargs(TypedDict, total=False):
     readout: str
     readout_kwargs: dict[str, Any] | None
     backend: str
+    preset: str
 
 
 @dataclass(frozen=True)
@@ -89,17 +93,20 @@ class Family:
 #: ``"q"``: spiking Q-/quantile networks (seed 000, DSQN); ``"population"``: Pop-SAN/MDC-SAN actors.
 FAMILIES: dict[str, Family] = {
     "q": Family("q", {"num_steps": 8, "neuron": "ternary", "encoder": "direct", "readout": "membrane_max"},
-                ("direct", "bernoulli"), ("membrane_max", "membrane_mean", "membrane_last", "spike_count")),
+                ("direct", "bernoulli"),
+                ("membrane_max", "membrane_mean", "membrane_last", "spike_count", "current_sum")),
     "population": Family("population", {"num_steps": 5, "neuron": "current_lif", "encoder": "population",
                                         "readout": "population"}, ("population",), ("population",)),
 }
 
 #: Parameters each encoder / read-out takes, with their checks (``None``: no parameters).
-_ENCODER_KWARGS = {"direct": (), "bernoulli": ("seed",),
-                   "population": ("pop_dim", "mean_range", "std", "threshold", "spikes", "seed")}
-_READOUT_KWARGS = {"membrane_max": ("beta",), "membrane_mean": ("beta",), "membrane_last": ("beta",),
-                   "spike_count": (), "population": ("pop_dim",)}
-POPULATION_SPIKES = ("regular", "bernoulli")
+_ENCODER_KWARGS = {"direct": (), "bernoulli": ("seed", "deterministic_noise"),
+                   "population": ("pop_dim", "mean_range", "std", "threshold", "spikes", "seed",
+                                  "deterministic_noise")}
+_MEMBRANE_KWARGS = ("beta", "input_scale")
+_READOUT_KWARGS = {"membrane_max": _MEMBRANE_KWARGS, "membrane_mean": _MEMBRANE_KWARGS,
+                   "membrane_last": _MEMBRANE_KWARGS, "spike_count": (), "current_sum": (), "population": ("pop_dim",)}
+POPULATION_SPIKES = ("regular", "bernoulli", "analog")
 
 #: Old flat spelling -> (new keyword, key inside it; ``None``: the keyword itself).
 _MOVED: dict[str, tuple[str, str | None]] = {
@@ -209,9 +216,12 @@ def _check_encoder_kwargs(encoder: str, kwargs: dict[str, Any]) -> dict[str, Any
         out["pop_dim"] = check_int("encoder_kwargs['pop_dim']", out["pop_dim"], low=1)
     if "spikes" in out:
         check_choice("encoder_kwargs['spikes']", out["spikes"], POPULATION_SPIKES)
-    if out.get("seed") is not None and encoder == "population" and out.get("spikes", "regular") != "bernoulli":
-        raise ValueError("encoder_kwargs['seed'] applies only to spikes='bernoulli' (regular spikes are "
-                         "deterministic)")
+    if "deterministic_noise" in out:
+        check_choice("encoder_kwargs['deterministic_noise']", out["deterministic_noise"], DETERMINISTIC_NOISE)
+    for key in ("seed", "deterministic_noise"):
+        if out.get(key) is not None and encoder == "population" and out.get("spikes", "regular") != "bernoulli":
+            raise ValueError(f"encoder_kwargs[{key!r}] applies only to spikes='bernoulli' (regular and analog "
+                             "population input is deterministic)")
     if out.get("mean_range") is not None:
         value = out["mean_range"]
         if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or len(value) != 2:
@@ -234,6 +244,9 @@ def _check_readout_kwargs(readout: str, kwargs: dict[str, Any]) -> dict[str, Any
     out = dict(kwargs)
     if "beta" in out:
         out["beta"] = check_real("readout_kwargs['beta']", out["beta"], low=0.0, high=1.0)
+    if "input_scale" in out:
+        out["input_scale"] = check_real("readout_kwargs['input_scale']", out["input_scale"], low=0.0, high=1e6,
+                                        low_inclusive=False)
     if "pop_dim" in out:
         out["pop_dim"] = check_int("readout_kwargs['pop_dim']", out["pop_dim"], low=1)
     return out
@@ -331,4 +344,9 @@ class SpikingConfig:
     def readout_beta(self) -> float:
         """Leak of the non-spiking output integrator of the membrane read-outs."""
         return float(self.readout_kwargs.get("beta", 0.9))
+
+    @property
+    def readout_input_scale(self) -> float:
+        """Input scale of the non-spiking output integrator of the membrane read-outs."""
+        return float(self.readout_kwargs.get("input_scale", 1.0))
 

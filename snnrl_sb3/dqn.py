@@ -37,7 +37,7 @@ model, so ``DQN.load`` rebuilds the same network in a fresh process.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import torch as th
 from gymnasium import spaces
@@ -51,7 +51,7 @@ from torch import nn
 from typing_extensions import Unpack
 
 from snnrl_sb3._policy import SpikingPolicyMixin, check_finite_input, check_spaces
-from snnrl_sb3._validation import InvalidStateDictError, check_bool, check_choice, check_int
+from snnrl_sb3._validation import InvalidStateDictError, check_bool, check_choice, check_int, check_real
 from snnrl_sb3.body import MINATAR_CNN_ARCH, NATURE_CNN_ARCH, SpikingNetwork, spiking_conv_net, spiking_mlp
 from snnrl_sb3.coding import Readout, make_encoder
 from snnrl_sb3.config import SpikingConfig, SpikingKwargs
@@ -101,17 +101,24 @@ def _image_shape(space: spaces.Box) -> tuple[int, int, int]:
 
 class ImageInput(BaseFeaturesExtractor):
     """Features extractor of the convolutional bodies: the preprocessed image as ``[B, C, H, W]``
-    (channels-last observations, e.g. MinAtar's, are permuted). The convolutions are in the body."""
+    (channels-last observations, e.g. MinAtar's, are permuted). The convolutions are in the body.
 
-    def __init__(self, observation_space: spaces.Box) -> None:
+    :param scale: multiply the observation by this (``None``: leave it as SB3 preprocessed it); the
+        policies pass ``image_scale`` here and turn SB3's own division by 255 off
+    """
+
+    def __init__(self, observation_space: spaces.Box, scale: float | None = None) -> None:
         if not (isinstance(observation_space, spaces.Box) and len(observation_space.shape) == 3):
             raise TypeError(f"ImageInput needs a 3-D Box observation space, got {observation_space}")
         channels, height, width = _image_shape(observation_space)
         super().__init__(observation_space, channels * height * width)
         self.channels_last = not is_image_space_channels_first(observation_space)
         self.image_shape = (channels, height, width)
+        self.scale = None if scale is None else check_real("image_scale", scale, low=1e-6, high=1.0)
 
     def forward(self, observations: th.Tensor) -> th.Tensor:
+        if self.scale is not None:
+            observations = observations * self.scale
         return observations.permute(0, 3, 1, 2) if self.channels_last else observations
 
 
@@ -122,11 +129,11 @@ class DuelingReadout(nn.Module):
     Output ``[B, n_quantiles * n_actions]`` (quantile-major, the layout SB3's quantile nets view)."""
 
     def __init__(self, in_features: int, n_actions: int, n_quantiles: int = 1, mode: str = "membrane_max",
-                 beta: float = 0.9) -> None:
+                 beta: float = 0.9, input_scale: float = 1.0, bias: bool = True) -> None:
         super().__init__()
         self.n_actions, self.n_quantiles = n_actions, n_quantiles
-        self.value = Readout(in_features, n_quantiles, mode, beta)
-        self.advantage = Readout(in_features, n_quantiles * n_actions, mode, beta)
+        self.value = Readout(in_features, n_quantiles, mode, beta, bias=bias, input_scale=input_scale)
+        self.advantage = Readout(in_features, n_quantiles * n_actions, mode, beta, bias=bias, input_scale=input_scale)
 
     def forward(self, spikes: th.Tensor) -> th.Tensor:
         value = self.value(spikes).unsqueeze(-1)  # [B, Nq, 1]
@@ -147,7 +154,7 @@ class _SpikingQMixin(BasePolicy):
                         features_extractor: BaseFeaturesExtractor, features_dim: int, net_arch: list[int] | None,
                         activation_fn: type[nn.Module], normalize_images: bool, n_quantiles: int,
                         spiking: SpikingConfig | Mapping[str, Any] | None, body: str, dueling: bool,
-                        init: str) -> None:
+                        init: str, bias: bool) -> None:
         # QNetwork.__init__ would build (and throw away) an ANN MLP: set its attributes directly
         BasePolicy.__init__(self, observation_space, action_space,
                             features_extractor=features_extractor, normalize_images=normalize_images)
@@ -156,6 +163,7 @@ class _SpikingQMixin(BasePolicy):
         self.body = resolve_body(observation_space, body)
         self.dueling = check_bool("dueling", dueling)
         self.init = check_choice("init", init, INITS)
+        self.bias = check_bool("bias", bias)
         self.net_arch = _check_net_arch(net_arch, self.body)
         self.activation_fn = activation_fn
         self.features_dim = int(features_dim)
@@ -168,7 +176,7 @@ class _SpikingQMixin(BasePolicy):
         encoder = make_encoder(cfg.encoder, **cfg.encoder_kwargs)
         if self.body == "mlp":
             net = spiking_mlp(self.features_dim, self.net_arch, None, num_steps=cfg.num_steps, neuron=cfg.make_neuron,
-                              encoder=encoder)
+                              encoder=encoder, bias=self.bias)
         else:
             extractor = self.features_extractor
             if not isinstance(extractor, ImageInput):
@@ -177,12 +185,13 @@ class _SpikingQMixin(BasePolicy):
             channels, height, width = extractor.image_shape
             conv_arch = NATURE_CNN_ARCH if self.body == "nature_cnn" else MINATAR_CNN_ARCH
             net = spiking_conv_net(channels, (height, width), conv_arch, self.net_arch, None, num_steps=cfg.num_steps,
-                                   neuron=cfg.make_neuron, encoder=encoder)
+                                   neuron=cfg.make_neuron, encoder=encoder, bias=self.bias)
         if (self.init == "auto" and self.body != "mlp") or self.init == "kaiming":
             _kaiming_init(net)
-        width, mode, beta = self.net_arch[-1], cfg.readout, cfg.readout_beta
-        net.readout = (DuelingReadout(width, n_actions, n_quantiles, mode, beta) if self.dueling
-                       else Readout(width, n_actions * n_quantiles, mode, beta))
+        width, mode, beta, scale = self.net_arch[-1], cfg.readout, cfg.readout_beta, cfg.readout_input_scale
+        net.readout = (DuelingReadout(width, n_actions, n_quantiles, mode, beta, input_scale=scale, bias=self.bias)
+                       if self.dueling else
+                       Readout(width, n_actions * n_quantiles, mode, beta, bias=self.bias, input_scale=scale))
         return net
 
     def _values(self, obs: PyTorchObs, deterministic: bool) -> th.Tensor:
@@ -192,7 +201,8 @@ class _SpikingQMixin(BasePolicy):
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        data.update(spiking=self.spiking_config.to_kwargs(), body=self.body, dueling=self.dueling, init=self.init)
+        data.update(spiking=self.spiking_config.to_kwargs(), body=self.body, dueling=self.dueling, init=self.init,
+                    bias=self.bias)
         return data
 
 
@@ -248,9 +258,9 @@ class SpikingQNetwork(_SpikingQMixin, QNetwork):
                  features_extractor: BaseFeaturesExtractor, features_dim: int, net_arch: list[int] | None = None,
                  activation_fn: type[nn.Module] = nn.ReLU, normalize_images: bool = True,
                  spiking: SpikingConfig | Mapping[str, Any] | None = None, body: str = "mlp", dueling: bool = False,
-                 init: str = "auto") -> None:
+                 init: str = "auto", bias: bool = True) -> None:
         self._init_spiking_q(observation_space, action_space, features_extractor, features_dim, net_arch,
-                             activation_fn, normalize_images, 1, spiking, body, dueling, init)
+                             activation_fn, normalize_images, 1, spiking, body, dueling, init, bias)
 
     def forward(self, obs: PyTorchObs, deterministic: bool = False) -> th.Tensor:
         return self._values(obs, deterministic)
@@ -266,10 +276,10 @@ class SpikingQuantileNetwork(_SpikingQMixin, QuantileNetwork):
                  features_extractor: BaseFeaturesExtractor, features_dim: int, n_quantiles: int = 200,
                  net_arch: list[int] | None = None, activation_fn: type[nn.Module] = nn.ReLU,
                  normalize_images: bool = True, spiking: SpikingConfig | Mapping[str, Any] | None = None,
-                 body: str = "mlp", dueling: bool = False, init: str = "auto") -> None:
+                 body: str = "mlp", dueling: bool = False, init: str = "auto", bias: bool = True) -> None:
         self.n_quantiles = check_int("n_quantiles", n_quantiles, low=1)
         self._init_spiking_q(observation_space, action_space, features_extractor, features_dim, net_arch,
-                             activation_fn, normalize_images, self.n_quantiles, spiking, body, dueling, init)
+                             activation_fn, normalize_images, self.n_quantiles, spiking, body, dueling, init, bias)
 
     @property
     def quantile_net(self) -> SpikingNetwork:  # type: ignore[override]  # sb3-contrib's attribute (an nn.Sequential)
@@ -309,6 +319,11 @@ _POLICY_DOC = r"""
     :param init: weight init of the body's synaptic layers: ``"torch"`` (PyTorch default),
         ``"kaiming"`` (Kaiming-normal, zero bias) or ``"auto"`` (kaiming for the convolutional
         bodies, which are otherwise silent past the first layer; torch for the MLP)
+    :param bias: whether the synapses have biases (True; ``False`` is DSQN's paper, whose code keeps them)
+    :param image_scale: convolutional bodies: scale raw pixels by this instead of SB3's division by 255
+        (``None``; DSQN's code feeds frame / 256)
+    :param preset: a published system by name (:data:`snnrl_sb3.presets.PRESETS`: ``"datsqn"``,
+        ``"dtsqn"``, ``"dsqn_binary"``, ``"dsqn"``); every other kwarg given overrides the preset's
     """
 
 
@@ -317,14 +332,22 @@ class _SpikingQPolicyMixin(SpikingPolicyMixin):
 
     spiking_family = "q"
 
+    #: the body when neither the kwargs nor a preset name one
+    default_body: ClassVar[str] = "auto"
+
     def _setup_q(self, observation_space: spaces.Space, action_space: spaces.Space, net_arch: Any,
-                 features_extractor_class: Any, spiking: Mapping[str, Any], body: str, dueling: bool,
-                 init: str) -> tuple[list[int], type[BaseFeaturesExtractor]]:
-        self._setup_spiking(spiking, dueling=check_bool("dueling", dueling), body=body,
-                            init=check_choice("init", init, INITS))
+                 features_extractor_class: Any, features_extractor_kwargs: dict[str, Any] | None,
+                 normalize_images: bool, spiking: Mapping[str, Any], **options: Any
+                 ) -> tuple[list[int], type[BaseFeaturesExtractor], dict[str, Any] | None, bool]:
+        given = {**spiking, **{k: v for k, v in options.items() if v is not None}}
+        extra = self._setup_spiking(given, {"body": self.default_body, "dueling": False, "init": "auto",
+                                            "bias": True, "image_scale": None})
+        check_bool("dueling", extra["dueling"])
+        check_bool("bias", extra["bias"])
+        check_choice("init", extra["init"], INITS)
         check_spaces(type(self).__name__, observation_space, action_space, observations=_OBSERVATION_SPACES,
                      actions=(spaces.Discrete,))
-        self._body = resolve_body(observation_space, body)
+        self._body = resolve_body(observation_space, extra["body"])
         net_arch = _check_net_arch(net_arch, self._body)
         if features_extractor_class is None:
             features_extractor_class = FlattenExtractor if self._body == "mlp" else ImageInput
@@ -332,11 +355,18 @@ class _SpikingQPolicyMixin(SpikingPolicyMixin):
                                           and issubclass(features_extractor_class, ImageInput)):
             raise ValueError(f"body={self._body!r} has its own convolutions: leave features_extractor_class unset "
                              "(or use body='mlp' on top of your own features extractor)")
-        return net_arch, features_extractor_class
+        if extra["image_scale"] is not None:  # the body scales the raw pixels itself (DSQN: frame / 256, exact)
+            if self._body == "mlp":
+                raise ValueError("image_scale applies to the convolutional bodies (body='nature_cnn' or 'small_cnn')")
+            check_real("image_scale", extra["image_scale"], low=1e-6, high=1.0)
+            features_extractor_kwargs = {**(features_extractor_kwargs or {}), "scale": extra["image_scale"]}
+            normalize_images = False
+        return net_arch, features_extractor_class, features_extractor_kwargs, normalize_images
 
     def _q_net_kwargs(self) -> dict[str, Any]:
         extra = self._policy_kwargs_extra
-        return dict(spiking=self.spiking_config, body=self._body, dueling=extra["dueling"], init=extra["init"])
+        return dict(spiking=self.spiking_config, body=self._body, dueling=extra["dueling"], init=extra["init"],
+                    bias=extra["bias"])
 
 
 class SpikingQPolicy(_SpikingQPolicyMixin, DQNPolicy):
@@ -356,10 +386,12 @@ class SpikingQPolicy(_SpikingQPolicyMixin, DQNPolicy):
                  features_extractor_class: type[BaseFeaturesExtractor] | None = None,
                  features_extractor_kwargs: dict[str, Any] | None = None, normalize_images: bool = True,
                  optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
-                 optimizer_kwargs: dict[str, Any] | None = None, *, dueling: bool = False, body: str = "auto",
-                 init: str = "auto", **spiking: Unpack[SpikingKwargs]) -> None:
-        net_arch, features_extractor_class = self._setup_q(observation_space, action_space, net_arch,
-                                                           features_extractor_class, spiking, body, dueling, init)
+                 optimizer_kwargs: dict[str, Any] | None = None, *, dueling: bool | None = None,
+                 body: str | None = None, init: str | None = None, bias: bool | None = None,
+                 image_scale: float | None = None, **spiking: Unpack[SpikingKwargs]) -> None:
+        net_arch, features_extractor_class, features_extractor_kwargs, normalize_images = self._setup_q(
+            observation_space, action_space, net_arch, features_extractor_class, features_extractor_kwargs,
+            normalize_images, spiking, body=body, dueling=dueling, init=init, bias=bias, image_scale=image_scale)
         super().__init__(observation_space, action_space, lr_schedule, net_arch, activation_fn,
                          features_extractor_class, features_extractor_kwargs, normalize_images, optimizer_class,
                          optimizer_kwargs)
@@ -372,8 +404,7 @@ class SpikingQPolicy(_SpikingQPolicyMixin, DQNPolicy):
 class SpikingCnnQPolicy(SpikingQPolicy):
     """:class:`SpikingQPolicy` with the spiking NatureCNN body (``body="nature_cnn"``) by default."""
 
-    def __init__(self, *args: Any, body: str = "nature_cnn", **kwargs: Any) -> None:
-        super().__init__(*args, body=body, **kwargs)
+    default_body = "nature_cnn"
 
 
 class SpikingQRDQNPolicy(_SpikingQPolicyMixin, QRDQNPolicy):
@@ -391,10 +422,12 @@ class SpikingQRDQNPolicy(_SpikingQPolicyMixin, QRDQNPolicy):
                  features_extractor_class: type[BaseFeaturesExtractor] | None = None,
                  features_extractor_kwargs: dict[str, Any] | None = None, normalize_images: bool = True,
                  optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
-                 optimizer_kwargs: dict[str, Any] | None = None, *, dueling: bool = False, body: str = "auto",
-                 init: str = "auto", **spiking: Unpack[SpikingKwargs]) -> None:
-        net_arch, features_extractor_class = self._setup_q(observation_space, action_space, net_arch,
-                                                           features_extractor_class, spiking, body, dueling, init)
+                 optimizer_kwargs: dict[str, Any] | None = None, *, dueling: bool | None = None,
+                 body: str | None = None, init: str | None = None, bias: bool | None = None,
+                 image_scale: float | None = None, **spiking: Unpack[SpikingKwargs]) -> None:
+        net_arch, features_extractor_class, features_extractor_kwargs, normalize_images = self._setup_q(
+            observation_space, action_space, net_arch, features_extractor_class, features_extractor_kwargs,
+            normalize_images, spiking, body=body, dueling=dueling, init=init, bias=bias, image_scale=image_scale)
         super().__init__(observation_space, action_space, lr_schedule, n_quantiles, net_arch, activation_fn,
                          features_extractor_class, features_extractor_kwargs, normalize_images, optimizer_class,
                          optimizer_kwargs)
@@ -407,5 +440,4 @@ class SpikingQRDQNPolicy(_SpikingQPolicyMixin, QRDQNPolicy):
 class SpikingCnnQRDQNPolicy(SpikingQRDQNPolicy):
     """:class:`SpikingQRDQNPolicy` with the spiking NatureCNN body by default."""
 
-    def __init__(self, *args: Any, body: str = "nature_cnn", **kwargs: Any) -> None:
-        super().__init__(*args, body=body, **kwargs)
+    default_body = "nature_cnn"

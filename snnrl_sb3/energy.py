@@ -61,7 +61,7 @@ def _count_network(network: SpikingNetwork, inputs: Tensor) -> list[dict[str, An
         current = network.encoder.spikes(inputs, steps, True)
         network(inputs, deterministic=True)
     static = network.encoder.static and network.encoder.synapse is None
-    is_spikes = not static
+    is_spikes = not static and getattr(network.encoder, "emits_spikes", True)  # analog population input: MACs
     rows: list[dict[str, Any]] = []
     last_spikes: Tensor | None = None
 

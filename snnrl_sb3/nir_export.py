@@ -19,18 +19,16 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from snnrl_sb3.body import SpikingNetwork
 from snnrl_sb3.coding import Readout
 from snnrl_sb3.kernels import MultiStepCurrentLeaky, MultiStepLeaky, MultiStepNeuron
 from snnrl_sb3.stats import _check_module, spiking_networks
-
-if TYPE_CHECKING:
-    from snnrl_sb3.body import SpikingNetwork
 
 __all__ = ["export_nir", "DT"]
 
@@ -107,6 +105,10 @@ def _check_input_shape(network: SpikingNetwork, input_shape: Any) -> tuple[int, 
 
 
 def _network_graph(network: SpikingNetwork, input_shape: tuple[int, ...]) -> Any:
+    if type(network).spike_trains is not SpikingNetwork.spike_trains:
+        raise NotImplementedError(f"{type(network).__name__} runs its layers on another schedule than a plain "
+                                  "SpikingNetwork (e.g. convert_dqn's layer_delay); its NIR graph would compute a "
+                                  "different network")
     import nir
 
     nodes: dict[str, Any] = {"input": nir.Input(input_type={"input": np.array(input_shape)})}
@@ -141,11 +143,13 @@ def _network_graph(network: SpikingNetwork, input_shape: tuple[int, ...]) -> Any
     if isinstance(readout, Readout):
         nodes["readout_linear"] = _synapse_node(readout.linear, tuple(probe.shape))
         out = (readout.linear.out_features,)
-        if readout.mode == "spike_count" or readout.beta == 1.0:  # pure integrator; host divides by T
-            nodes["readout"] = nir.I(r=_arr(1.0 / DT, out))
+        scale = readout.input_scale  # U = beta U + scale I: the input resistance carries the scale
+        if readout.mode in ("spike_count", "current_sum") or readout.beta == 1.0:
+            # a pure integrator: the host reads its final value (and divides it by T for spike_count)
+            nodes["readout"] = nir.I(r=_arr(scale / DT, out))
         else:
             tau = _tau(readout.beta, "readout beta")
-            nodes["readout"] = nir.LI(tau=_arr(tau, out), r=_arr(tau / DT, out), v_leak=_arr(0.0, out))
+            nodes["readout"] = nir.LI(tau=_arr(tau, out), r=_arr(scale * tau / DT, out), v_leak=_arr(0.0, out))
         order += ["readout_linear", "readout"]
         probe = torch.zeros(1, *out)
         decoder = readout.mode

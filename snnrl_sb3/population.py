@@ -6,14 +6,18 @@ Gaussian receptive fields :math:`(\mu_{i,j}, \sigma_{i,j})`:
 .. math::
     A_{i,j} = \exp\!\Big(-\tfrac12 \big(\tfrac{s_i - \mu_{i,j}}{\sigma_{i,j}}\big)^2\Big)
 
-and turns the stimulus into spikes over ``T`` steps, either
+(computed as Pop-SAN computes it, :math:`\exp(-\frac12 (s - \mu)^2 / \sigma^2)`, so with its
+roundings) and turns the stimulus into spikes over ``T`` steps, either
 
 * ``"regular"`` (deterministic, seed eqs. 8-10): :math:`v_t = v_{t-1} + A`,
   :math:`o_t = [v_t > 1 - \epsilon]`, :math:`v_t \leftarrow v_t - (1 - \epsilon) o_t`, with
   Pop-SAN's straight-through pseudo-gradient :math:`\partial o_t / \partial v_t = 1` (through the
   reset too, so :math:`\partial o_t / \partial A = \sum_{k \le t} \epsilon^k`), or
 * ``"bernoulli"``: :math:`o_t \sim \mathrm{Bernoulli}(A)` with a straight-through gradient
-  (Pop-SAN's "Poisson" option); frozen noise when ``deterministic=True``.
+  (Pop-SAN's "Poisson" option); frozen noise when ``deterministic=True`` unless
+  ``deterministic_noise="fresh"`` (Pop-SAN's evaluation samples fresh spikes), or
+* ``"analog"``: no spikes, the activations :math:`A` themselves are the input at every step
+  (MDC-SAN as ILC-SAN runs it, ``--encode pop``).
 
 Gradients reach :math:`\mu` and :math:`\sigma` (both ``nn.Parameter`` s).
 
@@ -64,8 +68,8 @@ POPSAN_STD = math.sqrt(0.15)
 #: Bounds at or beyond this magnitude count as unbounded (e.g. ``np.finfo(np.float32).max``).
 UNBOUNDED = 1e6
 #: Spike generation modes of :class:`PopulationEncoder`.
-SPIKES = ("regular", "bernoulli")
-ENCODINGS = SPIKES  # the name of version 0.1
+SPIKES = ("regular", "bernoulli", "analog")
+ENCODINGS = SPIKES[:2]  # the name of version 0.1
 #: Observations farther than this many field standard deviations beyond the outermost receptive
 #: field drive every field to below exp(-8) ~ 3e-4: they all encode alike.
 SATURATION_STDS = 4.0
@@ -108,8 +112,8 @@ def receptive_fields(obs_dim: int, pop_dim: int, low: Any = None, high: Any = No
         lows[bounded], highs[bounded] = low[bounded], high[bounded]
     if pop_dim == 1:
         means = ((lows + highs) / 2)[:, None]
-    else:
-        means = lows[:, None] + (highs - lows)[:, None] * np.linspace(0.0, 1.0, pop_dim)[None, :]
+    else:  # Pop-SAN's arithmetic: lo + k * (hi - lo) / (pop_dim - 1), in double, then float32
+        means = lows[:, None] + ((highs - lows) / (pop_dim - 1))[:, None] * np.arange(pop_dim)[None, :]
     stds = np.full((obs_dim, pop_dim), std) if std is not None else np.repeat(
         (POPSAN_STD * (highs - lows) / 6.0)[:, None], pop_dim, axis=1)
     return torch.as_tensor(means, dtype=torch.float32), torch.as_tensor(stds, dtype=torch.float32)
@@ -147,10 +151,13 @@ class PopulationEncoder(Encoder):
     :param low, high: observation bounds used to spread the means (see module docstring)
     :param mean_range: ``(lo, hi)`` for every dimension (overrides the bounds)
     :param std: initial standard deviation of every receptive field
-    :param spikes: ``"regular"`` (deterministic) or ``"bernoulli"`` (``encoding=`` is the
-        deprecated name of this argument)
+    :param spikes: ``"regular"`` (deterministic), ``"bernoulli"`` or ``"analog"`` (no spikes:
+        the activations themselves, MDC-SAN's input) (``encoding=`` is the deprecated name of
+        this argument)
     :param threshold: regular-spike threshold :math:`1 - \\epsilon` in (0, 1] (Pop-SAN: 0.999)
     :param seed: Bernoulli noise seed (default: drawn from torch's global RNG)
+    :param deterministic_noise: Bernoulli spikes when asked to act deterministically: ``"frozen"``
+        noise (default) or ``"fresh"`` noise anyway (Pop-SAN's evaluation)
 
     Observations far outside the receptive fields (more than :data:`SATURATION_STDS` field
     standard deviations beyond the outermost one) all encode to the same near-silent spikes: the
@@ -163,7 +170,7 @@ class PopulationEncoder(Encoder):
     def __init__(self, obs_dim: int, pop_dim: int = 10, low: Any = None, high: Any = None,
                  mean_range: Sequence[float] | None = None, std: float | None = None, spikes: str = "regular",
                  threshold: float = 0.999, learnable: bool = True, seed: int | None = None, *,
-                 encoding: str | None = None) -> None:
+                 deterministic_noise: str = "frozen", encoding: str | None = None) -> None:
         super().__init__()
         if encoding is not None:
             warnings.warn("PopulationEncoder(encoding=...) is deprecated: use spikes=...", DeprecationWarning,
@@ -178,12 +185,17 @@ class PopulationEncoder(Encoder):
         means, stds = receptive_fields(obs_dim, pop_dim, low, high, mean_range, std)
         self.mean = nn.Parameter(means, requires_grad=learnable)
         self.std = nn.Parameter(stds, requires_grad=learnable)
-        self.bernoulli = BernoulliEncoder(seed) if spikes == "bernoulli" else None
+        self.bernoulli = BernoulliEncoder(seed, deterministic_noise) if spikes == "bernoulli" else None
         self._warned_saturation = False
 
     @property
     def out_features(self) -> int:
         return self.obs_dim * self.pop_dim
+
+    @property
+    def emits_spikes(self) -> bool:
+        """Whether the output is spikes in {0, 1} (``False`` for ``"analog"``: real-valued activations)."""
+        return self.spike_mode != "analog"
 
     def stimulus(self, obs: Tensor) -> Tensor:
         """Receptive-field activations :math:`A` in (0, 1], ``[B, obs_dim * pop_dim]``."""
@@ -191,8 +203,8 @@ class PopulationEncoder(Encoder):
             raise ValueError(f"PopulationEncoder expects observations [B, {self.obs_dim}], got {tuple(obs.shape)}")
         if not self._warned_saturation:
             self._warn_if_saturated(obs)
-        z = (obs.unsqueeze(-1) - self.mean) / self.std
-        return torch.exp(-0.5 * z.square()).flatten(1)
+        # Pop-SAN's expression and rounding order: exp((-1/2 (s - mu)^2) / sigma^2)
+        return torch.exp(-0.5 * (obs.unsqueeze(-1) - self.mean).square() / self.std.square()).flatten(1)
 
     @torch.no_grad()
     def _warn_if_saturated(self, obs: Tensor) -> None:
@@ -213,11 +225,15 @@ class PopulationEncoder(Encoder):
         stimulus = self.stimulus(x)
         if self.bernoulli is not None:
             return self.bernoulli(stimulus, num_steps, deterministic)
+        if self.spike_mode == "analog":
+            return stimulus.unsqueeze(0).expand(num_steps, *stimulus.shape)
         return _RegularSpikes.apply(stimulus, num_steps, self.threshold)
 
     def reference(self, x: Tensor, num_steps: int) -> Tensor:
         """Regular spikes by the plain autograd loop of Pop-SAN (for tests)."""
         stimulus = self.stimulus(x)
+        if self.spike_mode == "analog":
+            return torch.stack([stimulus] * num_steps)
         volt = torch.zeros_like(stimulus)
         out = []
         for _ in range(num_steps):
@@ -284,12 +300,20 @@ class PopulationInput(Encoder):
     def synapse(self) -> nn.Linear:
         return self.linear
 
+    @property
+    def emits_spikes(self) -> bool:
+        """Whether :meth:`spikes` are spikes (``False`` for analog activations: the synapse is a MAC layer)."""
+        return self.encoder.emits_spikes
+
     def spikes(self, x: Tensor, num_steps: int, deterministic: bool = False) -> Tensor:
         """The population spikes ``[T, B, obs_dim * pop_dim]`` fed into ``linear``."""
         return self.encoder(x, num_steps, deterministic)
 
     def forward(self, x: Tensor, num_steps: int, deterministic: bool = False) -> Tensor:
         enc = self.encoder
+        if enc.spike_mode == "analog":  # the same current at every step: one product, expanded
+            current = self.linear(enc.stimulus(x))
+            return current.unsqueeze(0).expand(num_steps, *current.shape)
         if enc.bernoulli is None:
             return _RegularSpikesLinear.apply(enc.stimulus(x), self.linear.weight, self.linear.bias, num_steps,
                                               enc.threshold)

@@ -76,7 +76,8 @@ def pop_spiking_network(obs_dim: int, out_dim: int, net_arch: Sequence[int], con
     encoder = PopulationInput(PopulationEncoder(obs_dim, enc.get("pop_dim", POPSAN_POP_DIM), low, high,
                                                 enc.get("mean_range"), enc.get("std"),
                                                 spikes=enc.get("spikes", "regular"),
-                                                threshold=enc.get("threshold", 0.999), seed=enc.get("seed")),
+                                                threshold=enc.get("threshold", 0.999), seed=enc.get("seed"),
+                                                deterministic_noise=enc.get("deterministic_noise", "frozen")),
                               widths[0])
     layers: list[nn.Module] = [config.make_neuron()]
     for width, nxt in itertools.pairwise(widths):
@@ -261,11 +262,13 @@ class _PopSpikingPolicyMixin(SpikingPolicyMixin):
     spiking_family = "population"
     actor_kwargs: dict[str, Any]
 
-    def _init_spiking(self, observation_space: spaces.Space, action_space: spaces.Space, actor_lr_ratio: float,
-                      spiking: Mapping[str, Any]) -> None:
+    def _init_spiking(self, observation_space: spaces.Space, action_space: spaces.Space,
+                      actor_lr_ratio: float | None, spiking: Mapping[str, Any]) -> None:
         _check_actor_spaces(type(self).__name__, observation_space, action_space)
-        self.actor_lr_ratio = check_real("actor_lr_ratio", actor_lr_ratio, low=1e-6, high=1e6)
-        self._setup_spiking(spiking, actor_lr_ratio=self.actor_lr_ratio)
+        given = dict(spiking) if actor_lr_ratio is None else {**spiking, "actor_lr_ratio": actor_lr_ratio}
+        extra = self._setup_spiking(given, {"actor_lr_ratio": 1.0})
+        self.actor_lr_ratio = extra["actor_lr_ratio"] = check_real("actor_lr_ratio", extra["actor_lr_ratio"],
+                                                                   low=1e-6, high=1e6)
 
     def _scale_actor_optimizer(self, actor: BasePolicy, lr_schedule: Schedule) -> None:
         """After ``_build``: the actor's optimizer scales its learning rate by actor_lr_ratio inside step()."""
@@ -289,15 +292,19 @@ _POLICY_DOC = r"""
         ``"triangular"`` (half-width 1), ``"trapezoid"`` (``w1=0.25, w2=0.75``); ``surrogate_kwargs``
         its parameters, e.g. ``{"w1": 0.2, "w2": 0.6}``
     :param encoder: ``"population"``; ``encoder_kwargs``: ``pop_dim`` (10 neurons per observation
-        dimension), ``spikes`` (``"regular"``, deterministic, default, or ``"bernoulli"``, with an
-        optional ``seed`` kept in the state dict), ``mean_range`` (receptive-field mean range for
+        dimension), ``spikes`` (``"regular"``, deterministic, default; ``"bernoulli"``, with an
+        optional ``seed`` kept in the state dict and ``deterministic_noise`` ``"frozen"``/``"fresh"``;
+        or ``"analog"``, the Gaussian activations themselves as input currents, MDC-SAN's),
+        ``mean_range`` (receptive-field mean range for
         every dimension; default: the observation bounds where finite, else ``(-3, 3)``), ``std``
         (initial receptive-field std; default ``sqrt(0.15) * range_width / 6``), ``threshold``
         (regular-spike threshold ``1 - eps``, 0.999)
     :param readout: ``"population"``; ``readout_kwargs={"pop_dim": 10}`` output neurons per action
     :param backend: ``"eager"`` or ``"compile"``
-    :param actor_lr_ratio: actor learning rate / ``learning_rate`` (1.0; Pop-SAN: 0.1 with
-        ``learning_rate=1e-3``)
+    :param actor_lr_ratio: actor learning rate / ``learning_rate`` (``None``: the preset's, else 1.0;
+        Pop-SAN: 0.1 with ``learning_rate=1e-3``)
+    :param preset: a published system by name (``"popsan"``, ``"mdcsan"``); every other kwarg given
+        overrides the preset's
     """
 
 
@@ -314,7 +321,7 @@ class PopSpikingTD3Policy(_PopSpikingPolicyMixin, TD3Policy):
                  features_extractor_kwargs: dict[str, Any] | None = None, normalize_images: bool = True,
                  optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
                  optimizer_kwargs: dict[str, Any] | None = None, n_critics: int = 2,
-                 share_features_extractor: bool = False, actor_lr_ratio: float = 1.0,
+                 share_features_extractor: bool = False, actor_lr_ratio: float | None = None,
                  **spiking: Unpack[SpikingKwargs]) -> None:
         self._init_spiking(observation_space, action_space, actor_lr_ratio, spiking)
         super().__init__(observation_space, action_space, lr_schedule, [256, 256] if net_arch is None else net_arch,
@@ -346,7 +353,7 @@ class PopSpikingSACPolicy(_PopSpikingPolicyMixin, SACPolicy):
                  features_extractor_kwargs: dict[str, Any] | None = None, normalize_images: bool = True,
                  optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
                  optimizer_kwargs: dict[str, Any] | None = None, n_critics: int = 2,
-                 share_features_extractor: bool = False, actor_lr_ratio: float = 1.0,
+                 share_features_extractor: bool = False, actor_lr_ratio: float | None = None,
                  **spiking: Unpack[SpikingKwargs]) -> None:
         if use_sde:
             raise ValueError("PopSpikingSACPolicy does not support use_sde=True")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ctypes
 import platform
 
-__all__ = ["tune_allocator"]
+__all__ = ["route_mujoco_warnings", "tune_allocator"]
 
 #: glibc ``mallopt`` parameters (``<malloc.h>``)
 _M_TRIM_THRESHOLD = -1
@@ -35,3 +35,23 @@ def tune_allocator(mmap_threshold: int = 32 << 20, trim_threshold: int = 128 << 
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     return bool(mallopt(_M_MMAP_THRESHOLD, int(mmap_threshold))) and bool(
         mallopt(_M_TRIM_THRESHOLD, int(trim_threshold)))
+
+
+def route_mujoco_warnings() -> bool:
+    """Send MuJoCo's warnings to Python's :mod:`warnings` instead of a ``MUJOCO_LOG.TXT`` in the working directory.
+
+    MuJoCo writes every warning (e.g. gymnasium's v5 models use the deprecated ``settotalmass``) to that file
+    unless a handler is installed. Process-wide and opt-in, like :func:`tune_allocator`: the examples call
+    it. Returns ``False`` (and does nothing) without ``mujoco``.
+    """
+    try:
+        import mujoco
+    except ImportError:
+        return False
+    import warnings
+
+    def handler(message: str) -> None:
+        warnings.warn(f"MuJoCo: {message}", RuntimeWarning, stacklevel=2)
+
+    mujoco.set_mju_user_warning(handler)
+    return True

@@ -1,13 +1,25 @@
+import copy
+
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from reference.conversion_tan import seed002_forward, seed002_scale, tan_forward, tan_normalize
 from stable_baselines3 import DQN
 from stable_baselines3.common.envs import FakeImageEnv
 from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.torch_layers import NatureCNN
 from torch import nn
 
 from snnrl_sb3 import SpikingQPolicy
-from snnrl_sb3.conversion import action_agreement, collect_observations, convert_dqn
+from snnrl_sb3.conversion import (
+    METHODS,
+    ConvertedQPolicy,
+    action_agreement,
+    ann_layers,
+    collect_observations,
+    convert_dqn,
+)
 
 
 @pytest.fixture(scope="module")
@@ -153,3 +165,197 @@ def test_helpers_validate_their_arguments(ann_model, calibration):
     with pytest.raises(ValueError, match=r"observations must hold at least one observation, got shape \(0, 4\)"):
         action_agreement(ann_model, ann_model, np.zeros((0, 4), np.float32))  # used to return NaN
     assert action_agreement(ann_model, ann_model, calibration[:10]) == 1.0
+
+
+# ---- the published methods against independent re-implementations (tests/reference/conversion_tan.py) ----
+
+
+def _reference_layers(model):
+    """The ANN's synaptic layers as the reference takes them: ``(weight, bias, stride)``."""
+    return [(m.weight.detach().clone(), m.bias.detach().clone(), m.stride[0] if isinstance(m, nn.Conv2d) else None)
+            for m in ann_layers(model) if isinstance(m, (nn.Linear, nn.Conv2d))]
+
+
+def _converted_layers(snn):
+    net = snn.policy.q_net.q_net
+    synapses = [m for m in net.layers if isinstance(m, (nn.Linear, nn.Conv2d))] + [net.readout.linear]
+    return [(m.weight.detach(), m.bias.detach()) for m in synapses]
+
+
+def _features(model, obs):
+    """The preprocessed observations both sides see (the reference's Input layer values)."""
+    from stable_baselines3.common.preprocessing import preprocess_obs
+
+    obs_t, _ = model.policy.obs_to_tensor(obs)
+    if isinstance(model.policy.q_net.features_extractor, NatureCNN):
+        return obs_t, preprocess_obs(obs_t, model.observation_space, model.policy.normalize_images)
+    return obs_t, model.policy.q_net.extract_features(obs_t, model.policy.q_net.features_extractor).detach()
+
+
+class _OneInputEnv(gym.Env):
+    """1-D observations in [0, 2], two actions: the hand-worked example's spaces."""
+
+    observation_space = gym.spaces.Box(0.0, 2.0, (1,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.ones(1, np.float32), {}
+
+    def step(self, action):
+        return np.ones(1, np.float32), 0.0, False, False, {}
+
+
+# The hand-worked example: input x = 1 (constant, T = 3), ANN W1 = [[1], [0.5]], b1 = [1, 0],
+# W2 = [[2, -1], [1, 2]], b2 = [0, 1]. On the data {x = 1}: hidden pre-activations [2, 0.5], Q = [3.5, 4].
+# Normalisation with percentile 100 (the max): lambda1 = 2, lambda2 = 4 ->
+#   W1' = W1 / 2 = [[0.5], [0.25]], b1' = [0.5, 0], W2' = W2 * 2 / 4 = [[1, -0.5], [0.5, 1]], b2' = b2 / 4 = [0, 0.25].
+# Synchronous bindsnet run (each layer sees the previous step's spikes; v += I; s = v >= 1; v[s] -= 1):
+#   t=0: hidden I = b1' = [0.5, 0]      -> v [0.5, 0],     s [0, 0]; output I = b2' = [0, 0.25] -> v [0, 0.25]
+#   t=1: hidden I = [1.0, 0.25]         -> v [1.5, 0.25] s [1, 0] -> v [0.5, 0.25]; output I = b2' -> v [0, 0.5]
+#   t=2: hidden I = [1.0, 0.25]         -> v [1.5, 0.5]  s [1, 0] -> v [0.5, 0.5]
+#        output I = W2'[:, 0] + b2' = [1.0, 0.75] -> v [1.0, 1.25] -> s [1, 1] (1.0 >= 1) -> v [0.0, 0.25]
+#   Q = count + v = [1 + 0, 1 + 0.25] = [1.0, 1.25]
+#     = the summed output currents [0 + 0 + 1, 0.25 + 0.25 + 0.75]; action 1 (the ANN's: Q = [3.5, 4]).
+# One-step run (layer by layer within the step): hidden I = [1.0, 0.25] from t = 0: v hits exactly 1.0 and spikes
+#   (>=) at t = 0, 1, 2; output I = [1.0, 0.75] at every step -> Q = [3.0, 2.25] (count [3, 2], v [0, 0.25]).
+HAND_ANN = ([[1.0], [0.5]], [1.0, 0.0], [[2.0, -1.0], [1.0, 2.0]], [0.0, 1.0])
+
+
+def _hand_layers():
+    w1, b1, w2, b2 = (torch.tensor(v) for v in HAND_ANN)
+    return [(w1, b1, None), (w2, b2, None)]
+
+
+def test_reference_tan_hand_worked_example():
+    scaled, scales = tan_normalize(_hand_layers(), torch.ones(1, 1), percentile=100.0)
+    assert scales == [2.0, 4.0]
+    for (weight, bias, _), expected in zip(scaled, [([[0.5], [0.25]], [0.5, 0.0]), ([[1.0, -0.5], [0.5, 1.0]],
+                                                                                     [0.0, 0.25])]):
+        assert weight.tolist() == expected[0] and bias.tolist() == expected[1]
+    q, count = tan_forward(scaled, torch.ones(3, 1, 1))
+    assert q.tolist() == [[1.0, 1.25]] and count.tolist() == [[1.0, 1.0]]
+    q, count = tan_forward(scaled, torch.ones(3, 1, 1), synchronous=False)
+    assert q.tolist() == [[3.0, 2.25]] and count.tolist() == [[3.0, 2.0]]
+
+
+def _hand_model():
+    model = DQN("MlpPolicy", _OneInputEnv(), policy_kwargs=dict(net_arch=[2]), seed=0)
+    w1, b1, w2, b2 = (torch.tensor(v) for v in HAND_ANN)
+    with torch.no_grad():
+        for layer, weight, bias in ((model.q_net.q_net[0], w1, b1), (model.q_net.q_net[2], w2, b2)):
+            layer.weight.copy_(weight)
+            layer.bias.copy_(bias)
+    return model
+
+
+def test_tan2021_reproduces_the_hand_worked_example_exactly():
+    model, obs = _hand_model(), np.ones((1, 1), np.float32)
+    snn = convert_dqn(model, method="tan2021", observations=obs, num_steps=3, percentile=100.0)
+    assert isinstance(snn.policy, ConvertedQPolicy)
+    assert snn.policy.q_net(torch.ones(1, 1), deterministic=True).tolist() == [[1.0, 1.25]]
+    # without the delay our IF neurons spike on v > 1, not v >= 1: the hidden membrane that sits exactly at
+    # 1.0 at t = 0 fires at t = 1, 2 only (rate 2/3 instead of the reference's 1); Q = W2 * 2 * rate + b2
+    plain = convert_dqn(model, observations=obs, num_steps=3, percentile=100.0)
+    np.testing.assert_allclose(plain.policy.q_net(torch.ones(1, 1), deterministic=True).detach().numpy(),
+                               [[4 * 2 / 3, 2 * 2 / 3 + 1]], rtol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def cnn_ann():
+    env = FakeImageEnv(screen_height=36, screen_width=36, n_channels=1)
+    model = DQN("CnnPolicy", env, buffer_size=100, learning_starts=10, seed=0,
+                policy_kwargs=dict(features_extractor_kwargs=dict(features_dim=16)))
+    return model, np.stack([env.observation_space.sample() for _ in range(12)])
+
+
+@pytest.fixture(scope="module")
+def image_mlp_ann():
+    """An MLP on 6x6 images: preprocessed observations in [0, 1], as Poisson coding needs."""
+    env = FakeImageEnv(screen_height=6, screen_width=6, n_channels=1)
+    model = DQN("MlpPolicy", env, buffer_size=100, learning_starts=10, seed=0, policy_kwargs=dict(net_arch=[32, 16]))
+    return model, np.stack([env.observation_space.sample() for _ in range(64)])
+
+
+@pytest.mark.parametrize("body", ["mlp", "cnn"])
+@pytest.mark.parametrize("steps", [1, 2, 5, 32])
+def test_tan2021_matches_the_reference_forward(request, ann_model, calibration, body, steps):
+    """Weights bit-identical; Q within 1e-5: both sides add the same float32 currents, but the reference
+    accumulates ``v += I; v -= 1`` step by step and adds the spike count, ours sums the currents (pooled
+    spikes through one matmul), so the sums round differently (by ~T float32 ulps of |Q|)."""
+    model, obs = (ann_model, calibration) if body == "mlp" else request.getfixturevalue("cnn_ann")
+    obs_t, x = _features(model, obs)
+    snn = convert_dqn(model, method="tan2021", observations=obs, num_steps=steps)
+    reference, scales = tan_normalize(_reference_layers(model), x, percentile=99.9)
+    assert all(s > 0 for s in scales)
+    for (weight, bias, _), (ours_w, ours_b) in zip(reference, _converted_layers(snn)):
+        assert torch.equal(weight, ours_w) and torch.equal(bias, ours_b)
+    q_ref, _ = tan_forward(reference, x.unsqueeze(0).expand(steps, *x.shape))
+    q = snn.policy.q_net(obs_t, deterministic=True).detach()
+    torch.testing.assert_close(q, q_ref, rtol=1e-5, atol=1e-5)
+    assert torch.equal(q.argmax(1), q_ref.argmax(1))
+    assert np.array_equal(snn.predict(obs, deterministic=True)[0], q_ref.argmax(1).numpy())
+
+
+@pytest.mark.parametrize("body", ["mlp", "cnn"])
+@pytest.mark.parametrize("steps,beta", [(3, 1.0), (16, 0.9)])
+def test_seed002_matches_the_reference_forward(request, body, steps, beta):
+    """Spike counts are integers and both sides compute the same float32 operations per step in
+    the same order: exactly equal, actions too (ties to the first action on both sides)."""
+    model, obs = request.getfixturevalue("image_mlp_ann" if body == "mlp" else "cnn_ann")
+    obs_t, x = _features(model, obs)
+    snn = convert_dqn(model, method="seed002", observations=obs, num_steps=steps, beta=beta)
+    reference = seed002_scale(_reference_layers(model), 10.0)
+    for (weight, bias, _), (ours_w, ours_b) in zip(reference, _converted_layers(snn)):
+        assert torch.equal(weight, ours_w) and torch.equal(bias, ours_b)
+    spikes = snn.policy.q_net.q_net.encoder(x, steps, deterministic=True)  # identical input spikes
+    counts = seed002_forward(reference, spikes, beta=beta)
+    q = snn.policy.q_net(obs_t, deterministic=True).detach()
+    assert torch.equal(q, counts) and counts.sum() > 0
+    assert np.array_equal(snn.predict(obs, deterministic=True)[0], counts.argmax(1).numpy())
+
+
+@pytest.mark.parametrize("method", ["tan2021", "seed002"])
+def test_converted_methods_save_and_load(image_mlp_ann, tmp_path, method):
+    model, obs = image_mlp_ann
+    snn = convert_dqn(model, method=method, observations=obs, num_steps=6)
+    snn.save(tmp_path / "snn")
+    loaded = DQN.load(tmp_path / "snn")
+    assert type(loaded.policy) is ConvertedQPolicy
+    assert (loaded.policy.layer_delay, loaded.policy.output_spikes) == (method == "tan2021", method == "seed002")
+    obs_t, _ = model.policy.obs_to_tensor(obs)
+    assert torch.equal(loaded.policy.q_net(obs_t, deterministic=True), snn.policy.q_net(obs_t, deterministic=True))
+
+
+def test_methods_fix_their_settings_and_refuse_conflicts(ann_model, calibration):
+    assert set(METHODS) == {"tan2021", "seed002"}
+    with pytest.raises(ValueError, match=r"method='tan2021' sets decoder='current_sum', got decoder='membrane_max'"):
+        convert_dqn(ann_model, method="tan2021", observations=calibration, decoder="membrane_max")
+    with pytest.raises(ValueError, match=r"method='seed002' sets fixed_scale=10.0, got fixed_scale=3.0"):
+        convert_dqn(ann_model, method="seed002", observations=calibration, fixed_scale=3.0)
+    with pytest.raises(ValueError, match="unknown method 'tan'"):
+        convert_dqn(ann_model, method="tan", observations=calibration)
+    with pytest.raises(ValueError, match=r"encoder='bernoulli' \(method='seed002' sets it\) needs preprocessed"):
+        convert_dqn(ann_model, method="seed002", observations=calibration)  # CartPole is not in [0, 1]
+    with pytest.raises(ValueError, match="normalize_output=True needs normalization='data'"):
+        convert_dqn(ann_model, observations=calibration, normalization="fixed", normalize_output=True)
+    snn = convert_dqn(ann_model, method="tan2021", observations=calibration, num_steps=4, percentile=99.0)
+    assert snn.policy.layer_delay and snn.policy.q_net.q_net.readout.mode == "current_sum"
+
+
+def test_normalize_output_refuses_a_non_positive_q_percentile(ann_model, calibration):
+    broken = copy.deepcopy(ann_model)
+    with torch.no_grad():
+        broken.q_net.q_net[-1].bias.fill_(-1e4)  # every Q-value negative: dividing by it would reverse the argmax
+    with pytest.raises(ValueError, match=r"percentile of the ANN's Q-values .* <= 0: that would reverse"):
+        convert_dqn(broken, observations=calibration, normalize_output=True)
+
+
+def test_collect_observations_plays_epsilon_greedy(ann_model):
+    greedy = collect_observations(ann_model, n_steps=300, seed=3)
+    assert np.array_equal(greedy, collect_observations(ann_model, n_steps=300, seed=3, epsilon=0.0))
+    noisy = collect_observations(ann_model, n_steps=300, seed=3, epsilon=0.5)
+    assert np.array_equal(noisy, collect_observations(ann_model, n_steps=300, seed=3, epsilon=0.5))
+    assert not np.array_equal(noisy, greedy)
+    with pytest.raises(ValueError, match="epsilon must be <= 1.0"):
+        collect_observations(ann_model, n_steps=10, epsilon=1.5)

@@ -72,6 +72,13 @@ def test_convert_dqn_keeps_the_last_model_when_no_evaluation_ran(tmp_path):
     assert results_lines(second) == results_lines(first) == results_lines(third)
 
 
+def test_convert_dqn_with_tan2021_method(tmp_path):
+    ann = tmp_path / "ann"
+    out = run_python([*CONVERT, "--total-timesteps", "300", "--ann-path", ann, "--method", "tan2021"])
+    assert "method tan2021: normalization=data, normalize_output=True" in out and "layer_delay=True" in out
+    assert "calibration_epsilon=0.05" in out and len(results_lines(out)) == 4
+
+
 def test_energy_report_example(tmp_path):
     out = run_python([ROOT / "examples" / "energy_report.py", "--total-timesteps", "600", "--observations", "20", "--raster",
                tmp_path / "r.png"], cwd=tmp_path)

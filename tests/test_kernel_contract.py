@@ -4,8 +4,10 @@
   ``grad * surrogate.grad(z)`` to 1 ulp (``z = x - shift`` or ``shift - x``), as a fresh tensor;
 * every surrogate's ``grad`` is finite, nonnegative, even where it claims to be, and integrates
   to its documented ``area``;
-* every kernel form (eager, compile, NumPy no-grad forward) equals the reference step loop spike
-  for spike, with gradients (input and trainable parameters) to 1e-5.
+* every kernel form (eager, compile, NumPy no-grad forward) of every kind, with every value of every
+  option of the kind (:data:`KIND_CASES`: resets, firing conditions, ternary surrogate branches, θ⁻
+  parametrisations), equals the reference step loop spike for spike, with gradients (input and
+  trainable parameters) to 1e-5.
 
 ``SNNRL_TEST_DEVICE=cuda`` runs the device-aware cases on a GPU (see ``conftest.py``).
 """
@@ -17,7 +19,7 @@ import math
 import pytest
 import torch
 
-from snnrl_sb3.kernels import NEURONS, base, make_neuron
+from snnrl_sb3.kernels import NEURONS, base, make_neuron, neuron_parameters
 from snnrl_sb3.surrogate import SURROGATES, Surrogate, make_surrogate
 
 
@@ -128,9 +130,29 @@ def test_surrogate_integrates_to_its_documented_area(name, params):
 
 # --- kernel forms against the reference step loop --------------------------------------------------
 
-KIND_PARAMS = {"lif": {"beta": 0.8}, "ternary": {"beta": 0.85, "threshold": 0.6, "neg_threshold": 0.9},
-               "symmetric_ternary": {"beta": 0.9, "threshold": 0.7}, "current_lif": {"current_decay": 0.4},
-               "dynamic": {}}
+_TERNARY = {"beta": 0.85, "threshold": 0.6, "neg_threshold": 0.9}
+
+#: (kind, parameters): every kind, and every value of every string option of every kind
+#: (``test_every_kind_and_option_is_covered``), each alone and the published combinations
+KIND_CASES = [
+    ("lif", {"beta": 0.8}),
+    ("lif", {"beta": 0.8, "reset": "zero"}),
+    ("lif", {"beta": 0.7, "fire": "ge"}),
+    ("lif", {"beta": 0.9, "threshold": 0.6, "reset": "zero", "fire": "ge"}),
+    ("ternary", _TERNARY),
+    ("ternary", {**_TERNARY, "surrogate_branches": "sign"}),
+    ("ternary", {**_TERNARY, "neg_threshold_param": "clamped"}),
+    ("ternary", {**_TERNARY, "surrogate_branches": "sign", "neg_threshold_param": "clamped",
+                 "neg_threshold_max": 5.0}),  # DATSQN's neuron
+    ("symmetric_ternary", {"beta": 0.9, "threshold": 0.7}),
+    ("symmetric_ternary", {"beta": 0.9, "threshold": 0.7, "surrogate_branches": "sign"}),  # DTSQN's
+    ("current_lif", {"current_decay": 0.4}),
+    ("dynamic", {}),
+    ("sj_lif", {}),  # DSQN's
+    ("sj_lif", {"tau": 3.0, "reset": "subtract"}),
+    ("sj_lif", {"tau": 1.5, "threshold": 0.5, "fire": "gt"}),
+]
+CASE_IDS = [f"{kind}{params or ''}" for kind, params in KIND_CASES]
 
 
 def assert_matches_reference(neuron, x: torch.Tensor) -> None:
@@ -145,27 +167,32 @@ def assert_matches_reference(neuron, x: torch.Tensor) -> None:
 
 
 def kernel_input(kind: str, device: torch.device, shape: tuple[int, ...]) -> torch.Tensor:
-    scale = 0.8 if kind in ("current_lif", "dynamic") else 1.5
+    scale = {"current_lif": 0.8, "dynamic": 0.8, "sj_lif": 2.5}.get(kind, 1.5)  # sj_lif charges with X / tau
     return (torch.randn(*shape, device=device) * scale).requires_grad_()
 
 
-def test_every_kind_is_covered():
-    assert set(KIND_PARAMS) == set(NEURONS)
+def test_every_kind_and_option_is_covered():
+    assert {kind for kind, _ in KIND_CASES} == set(NEURONS)
+    for name, entry in NEURONS.items():
+        for option, allowed in getattr(entry.parameters, "choices", {}).items():
+            covered = {getattr(neuron_parameters(kind, params), option) for kind, params in KIND_CASES
+                       if kind == name}
+            assert covered == set(allowed), (name, option)
 
 
-@pytest.mark.parametrize("kind", sorted(KIND_PARAMS))
+@pytest.mark.parametrize("kind,kind_params", KIND_CASES, ids=CASE_IDS)
 @pytest.mark.parametrize("name,params", ALL_CASES, ids=IDS)
-def test_eager_kernel_equals_reference(kind, name, params, device):
+def test_eager_kernel_equals_reference(kind, kind_params, name, params, device):
     torch.manual_seed(1)
-    neuron = make_neuron(kind, surrogate=build(name, params), **KIND_PARAMS[kind]).to(device)
+    neuron = make_neuron(kind, surrogate=build(name, params), **kind_params).to(device)
     assert_matches_reference(neuron, kernel_input(kind, device, (7, 6, 37)))
     assert_matches_reference(neuron, kernel_input(kind, device, (1, 2, 3)))  # T = 1
 
 
-@pytest.mark.parametrize("kind", sorted(KIND_PARAMS))
-def test_numpy_forward_equals_reference(kind, monkeypatch):
+@pytest.mark.parametrize("kind,kind_params", KIND_CASES, ids=CASE_IDS)
+def test_numpy_forward_equals_reference(kind, kind_params, monkeypatch):
     torch.manual_seed(2)
-    neuron = make_neuron(kind, **KIND_PARAMS[kind])
+    neuron = make_neuron(kind, **kind_params)
     x = kernel_input(kind, torch.device("cpu"), (9, 1, 40)).detach()
     calls = []
     original = base.use_numpy
@@ -186,17 +213,17 @@ def test_compiled_kernel_equals_reference(name, params, device):
     """One small case per surrogate (compiling costs seconds per variant); the ternary kind uses both
     thresholds and the trainable θ⁻."""
     torch.manual_seed(3)
-    neuron = make_neuron("ternary", surrogate=build(name, params), backend="compile",
-                         **KIND_PARAMS["ternary"]).to(device)
+    neuron = make_neuron("ternary", surrogate=build(name, params), backend="compile", **_TERNARY).to(device)
     assert_matches_reference(neuron, kernel_input("ternary", device, (3, 2, 5)))
     if base.CompiledKernel.failed is not None:
         pytest.skip(f"torch.compile unavailable here, the eager fallback was tested: {base.CompiledKernel.failed}")
 
 
-@pytest.mark.parametrize("kind", ["lif", "current_lif", "dynamic"])
-def test_compiled_kernels_of_the_other_kinds_equal_reference(kind, device):
+@pytest.mark.parametrize("kind,kind_params", [case for case in KIND_CASES if case != ("ternary", _TERNARY)],
+                         ids=[i for i, case in zip(CASE_IDS, KIND_CASES) if case != ("ternary", _TERNARY)])
+def test_compiled_kernels_of_the_other_cases_equal_reference(kind, kind_params, device):
     torch.manual_seed(4)
-    neuron = make_neuron(kind, backend="compile", **KIND_PARAMS[kind]).to(device)
+    neuron = make_neuron(kind, backend="compile", **kind_params).to(device)
     assert_matches_reference(neuron, kernel_input(kind, device, (3, 2, 5)))
     if base.CompiledKernel.failed is not None:
         pytest.skip(f"torch.compile unavailable here, the eager fallback was tested: {base.CompiledKernel.failed}")

@@ -11,9 +11,9 @@ import torch
 from snnrl_sb3 import BernoulliEncoder, MultiStepCurrentLeaky, MultiStepLeaky, Readout, make_neuron, spiking_mlp
 from snnrl_sb3.body import spiking_nature_cnn
 from snnrl_sb3.coding import make_encoder
-from snnrl_sb3.kernels import base, current_leaky, dynamic, leaky
+from snnrl_sb3.kernels import MultiStepSJLeaky, base, current_leaky, dynamic, leaky, sj_leaky
 from snnrl_sb3.kernels._time import decay_matrix
-from snnrl_sb3.neurons import current_leaky_step, ternary_leaky_step
+from snnrl_sb3.neurons import ClampedParameter, current_leaky_step, sj_lif_step, ternary_leaky_step
 from snnrl_sb3.surrogate import Surrogate
 
 NEURON_CASES = [
@@ -25,6 +25,12 @@ NEURON_CASES = [
     ("current_lif", dict()),
     ("current_lif", dict(surrogate="trapezoid", surrogate_kwargs={"w1": 0.1, "w2": 0.4})),
     ("dynamic", dict()),
+    ("lif", dict(beta=0.8, reset="zero")),  # snnTorch's reset_mechanism="zero"
+    ("lif", dict(beta=0.9, fire="ge", surrogate="trapezoid")),
+    ("ternary", dict(beta=0.9, surrogate_branches="sign", neg_threshold_param="clamped")),  # DATSQN
+    ("symmetric_ternary", dict(beta=0.9, surrogate_branches="sign")),  # DTSQN
+    ("sj_lif", dict()),  # DSQN
+    ("sj_lif", dict(tau=3.0, reset="subtract", fire="gt")),
 ]
 
 
@@ -49,15 +55,20 @@ def test_fast_kernel_equals_step_by_step_reference(kind, params, steps, device):
     assert_kernel_matches_reference(neuron, x)
 
 
-def test_binary_kernel_equals_snn_leaky_loop():
+@pytest.mark.parametrize("reset", ["subtract", "zero"])
+def test_binary_kernel_equals_snn_leaky_loop(reset):
     torch.manual_seed(1)
     x = torch.randn(30, 4, 16) * 1.5
-    lif = snn.Leaky(beta=0.85)
-    mem, expected = lif.init_leaky(), []
+    lif = snn.Leaky(beta=0.85, reset_mechanism=reset)
+    mem, expected, mems = lif.init_leaky(), [], []
     for t in range(x.shape[0]):
         spk, mem = lif(x[t], mem)
         expected.append(spk)
-    assert torch.equal(make_neuron("lif", beta=0.85)(x), torch.stack(expected))
+        mems.append(mem)
+    neuron = make_neuron("lif", beta=0.85, reset=reset)
+    assert torch.equal(neuron(x), torch.stack(expected))
+    assert torch.equal(_kernel_membranes(neuron, x)[1], torch.stack(mems))  # membranes bit for bit
+    assert 0.05 < torch.stack(expected).mean() < 0.5
 
 
 def test_ternary_emits_both_signs_and_learns_neg_threshold():
@@ -178,7 +189,8 @@ def test_network_gradients_match_step_by_step_reference():
 @pytest.mark.parametrize("call,exc,match", [
     (lambda: make_neuron("izhikevich"), ValueError, "unknown neuron 'izhikevich'"),
     (lambda: make_neuron("lif", tau=2.0), TypeError, "bad parameters \\['tau'\\] for neuron 'lif': it takes "
-                                                      "\\['beta', 'threshold'\\]"),
+                                                      "\\['beta', 'fire', 'reset', 'threshold'\\]; tau is a "
+                                                      "parameter of \\['sj_lif'\\]"),
     (lambda: make_neuron("ternary", neg_threshold=0.0), ValueError, "neg_threshold must be >"),
     (lambda: MultiStepLeaky(beta=2.0), ValueError, "beta must be <= 1.0"),
     (lambda: MultiStepCurrentLeaky(threshold=-1.0), ValueError, "threshold must be > 0.0"),
@@ -251,10 +263,20 @@ def _reference_membranes(neuron, x):
     with torch.no_grad():
         if isinstance(neuron, MultiStepLeaky):
             mem, out = torch.zeros_like(x[0]), []
+            neg_reset = neuron.neg.raw if isinstance(neuron.neg, ClampedParameter) else None
             for t in range(x.shape[0]):
                 _, mem = ternary_leaky_step(x[t], mem, neuron.beta, neuron.threshold, neuron.neg_threshold,
-                                            neuron.surrogate)
+                                            neuron.surrogate, reset=neuron.reset, fire=neuron.fire,
+                                            surrogate_branches=neuron.surrogate_branches,
+                                            neg_reset_threshold=neg_reset)
                 out.append(mem)
+            return torch.stack(out)
+        if isinstance(neuron, MultiStepSJLeaky):
+            volt, out = torch.zeros_like(x[0]), []
+            for t in range(x.shape[0]):
+                _, charged, volt = sj_lif_step(x[t], volt, neuron.tau, neuron.threshold, neuron.surrogate,
+                                               reset=neuron.reset, fire=neuron.fire)
+                out.append(charged)
             return torch.stack(out)
         if isinstance(neuron, MultiStepCurrentLeaky):
             current = volt = spike = torch.zeros_like(x[0])
@@ -277,9 +299,16 @@ def _reference_membranes(neuron, x):
 
 def _kernel_membranes(neuron, x):
     """``(spikes, membranes)`` of the eager kernel form, through its public function."""
-    if isinstance(neuron, MultiStepLeaky):
+    if isinstance(neuron, MultiStepLeaky) and neuron.reset == "zero":
+        spikes, mem, _ = leaky.leaky_zero_forward_eager(x, neuron.beta, neuron.threshold, neuron.fire == "ge")
+    elif isinstance(neuron, MultiStepLeaky):
         neg = None if not neuron.ternary else float(neuron.neg_threshold.detach())
-        spikes, mem, _ = leaky.leaky_forward_eager(x, neuron.beta, neuron.threshold, neg)
+        neg_reset = float(neuron.neg.raw.detach()) if isinstance(neuron.neg, ClampedParameter) else None
+        spikes, mem, _ = leaky.leaky_forward_eager(x, neuron.beta, neuron.threshold, neg, neg_reset,
+                                                   neuron.fire == "ge")
+    elif isinstance(neuron, MultiStepSJLeaky):
+        spikes, mem, _ = sj_leaky.sj_leaky_forward_eager(x, neuron.tau, neuron.threshold, neuron.reset == "zero",
+                                                         neuron.fire == "ge")
     elif isinstance(neuron, MultiStepCurrentLeaky):
         spikes, mem, _ = current_leaky.current_leaky_forward_eager(x, neuron.current_decay, neuron.volt_decay,
                                                                    neuron.threshold)
@@ -293,15 +322,60 @@ def _kernel_membranes(neuron, x):
                                          ("ternary", dict(beta=0.123456789, threshold=0.3, neg_threshold=0.7)),
                                          ("current_lif", dict()),
                                          ("current_lif", dict(current_decay=0.3, volt_decay=0.9)),
-                                         ("dynamic", dict())])
+                                         ("dynamic", dict()),
+                                         ("lif", dict(beta=0.3333333, reset="zero")),
+                                         ("lif", dict(beta=0.8, threshold=0.7, reset="zero", fire="ge")),
+                                         ("lif", dict(beta=0.9, fire="ge")),
+                                         ("ternary", dict(beta=0.9, neg_threshold=0.7, surrogate_branches="sign",
+                                                          neg_threshold_param="clamped")),
+                                         ("symmetric_ternary", dict(beta=0.95, surrogate_branches="sign")),
+                                         ("sj_lif", dict()),
+                                         ("sj_lif", dict(tau=3.0, reset="subtract")),
+                                         ("sj_lif", dict(tau=1.7, threshold=0.4, fire="gt"))])
 def test_kernel_membranes_are_bit_identical_to_step_function(kind, params, device):
     torch.manual_seed(5)
     neuron = make_neuron(kind, **params).to(device)
-    x = torch.randn(25, 8, 65, device=device) * 1.5  # 520 features per step: vector loops and a tail
+    x = torch.randn(25, 8, 65, device=device) * (2.5 if kind == "sj_lif" else 1.5)  # 520 features: vector + tail
     spikes, mem = _kernel_membranes(neuron, x)
     assert torch.equal(mem, _reference_membranes(neuron, x))
     with torch.no_grad():
         assert torch.equal(spikes, neuron.reference(x))
+    assert spikes.abs().mean() > 0.02  # the resets were exercised
+
+
+def test_clamped_neg_threshold_outside_its_range_fires_at_the_bound_and_resets_by_the_raw_value():
+    """DATSQN's θ⁻: the optimiser may push the raw parameter out of [0, max]; the kernel fires at the
+    clamped value, adds the raw one back, and passes no firing-condition gradient outside the range."""
+    torch.manual_seed(7)
+    for raw, max_ in ((12.5, 10.0), (-0.3, 10.0), (3.0, 3.0), (0.0, 10.0)):
+        neuron = make_neuron("ternary", beta=0.9, neg_threshold=1.0, surrogate_branches="sign",
+                             neg_threshold_param="clamped", neg_threshold_max=max_)
+        with torch.no_grad():
+            neuron.neg.raw.fill_(raw)
+        assert neuron.neg_threshold.item() == min(max(raw, 0.0), max_)
+        x = (torch.randn(9, 4, 30) * 6).requires_grad_()
+        assert_kernel_matches_reference(neuron, x)
+        spikes, mem = _kernel_membranes(neuron, x.detach())
+        assert torch.equal(mem, _reference_membranes(neuron, x.detach()))
+        assert (spikes == -1).any()
+
+
+def test_clamped_neg_threshold_is_a_plain_parameter_copied_with_the_state_dict():
+    neuron = make_neuron("ternary", neg_threshold=2.0, surrogate_branches="sign", neg_threshold_param="clamped")
+    assert [name for name, _ in neuron.named_parameters()] == ["neg.raw"]
+    assert isinstance(neuron.neg.raw, torch.nn.Parameter) and neuron.neg.raw.shape == ()
+    assert neuron.params.neg_threshold_max == 10.0 and neuron.neg.high == 10.0
+    target = make_neuron("ternary", neg_threshold=2.0, surrogate_branches="sign", neg_threshold_param="clamped")
+    with torch.no_grad():
+        neuron.neg.raw.fill_(2.75)
+    target.load_state_dict(neuron.state_dict())  # what SB3 does for the target network
+    assert target.neg_threshold.item() == 2.75
+    frozen = make_neuron("ternary", neg_threshold_param="clamped", learn_neg_threshold=False)
+    assert not frozen.neg.raw.requires_grad
+    x = torch.randn(5, 2, 8) * 3
+    with torch.no_grad():
+        assert torch.equal(frozen(x), frozen.reference(x))
+    assert "clamped" in repr(neuron) and "surrogate_branches='sign'" in repr(neuron)
 
 
 def test_kernel_double_backward_call_with_retained_graph_is_stable():
@@ -387,6 +461,9 @@ COMPILE_CASES = [
     ("ternary", dict(beta=0.83, threshold=0.3, neg_threshold=0.7)),
     ("symmetric_ternary", dict(beta=0.9, surrogate="trapezoid")),
     ("current_lif", dict(surrogate="atan")),
+    ("lif", dict(beta=0.8, reset="zero", fire="ge")),
+    ("ternary", dict(beta=0.9, neg_threshold=0.8, surrogate_branches="sign", neg_threshold_param="clamped")),
+    ("sj_lif", dict()),
 ]
 
 
@@ -430,15 +507,17 @@ def test_registry_records_and_parameter_classes():
         LIFParameters,
         MultiStepDynamic,
         NeuronKind,
+        SJLIFParameters,
         SymmetricTernaryParameters,
         TernaryParameters,
     )
 
-    assert sorted(NEURONS) == ["current_lif", "dynamic", "lif", "symmetric_ternary", "ternary"]
+    assert sorted(NEURONS) == ["current_lif", "dynamic", "lif", "sj_lif", "symmetric_ternary", "ternary"]
     expected = {"lif": (LIFParameters, MultiStepLeaky, "atan"), "ternary": (TernaryParameters, MultiStepLeaky, "atan"),
                 "symmetric_ternary": (SymmetricTernaryParameters, MultiStepLeaky, "atan"),
                 "current_lif": (CurrentLIFParameters, MultiStepCurrentLeaky, "rectangular"),
-                "dynamic": (DynamicParameters, MultiStepDynamic, "rectangular")}
+                "dynamic": (DynamicParameters, MultiStepDynamic, "rectangular"),
+                "sj_lif": (SJLIFParameters, MultiStepSJLeaky, "atan")}
     for name, (params_cls, module_cls, surrogate) in expected.items():
         kind = NEURONS[name]
         assert isinstance(kind, NeuronKind) and kind.name == name
@@ -447,7 +526,12 @@ def test_registry_records_and_parameter_classes():
         neuron = make_neuron(name)
         assert type(neuron) is module_cls and neuron.params == params_cls()
     assert dict(NEURONS["current_lif"].default_surrogate) == {"name": "rectangular", "width": 0.5}
-    assert NEURONS["ternary"].parameter_names == ("beta", "threshold", "neg_threshold", "learn_neg_threshold")
+    assert NEURONS["ternary"].parameter_names == ("beta", "threshold", "neg_threshold", "learn_neg_threshold",
+                                                  "surrogate_branches", "neg_threshold_param", "neg_threshold_max")
+    assert NEURONS["lif"].parameter_names == ("beta", "threshold", "reset", "fire")
+    assert NEURONS["symmetric_ternary"].parameter_names == ("beta", "threshold", "surrogate_branches")
+    assert NEURONS["sj_lif"].parameter_names == ("tau", "threshold", "reset", "fire")
+    assert dict(NEURONS["sj_lif"].default_surrogate) == {"name": "atan", "alpha": 2.0}
 
 
 def test_parameter_objects_are_frozen_validated_values():
@@ -463,7 +547,8 @@ def test_parameter_objects_are_frozen_validated_values():
 
 @pytest.mark.parametrize("kind,params,exc,match", [
     ("lif", {"neg_threshold": 2.0}, TypeError, "bad parameters \\['neg_threshold'\\] for neuron 'lif': it takes "
-                                               "\\['beta', 'threshold'\\]"),
+                                               "\\['beta', 'fire', 'reset', 'threshold'\\]; neg_threshold is a "
+                                               "parameter of \\['ternary'\\]"),
     ("lif", {"symmetric": True}, TypeError, "bad parameters \\['symmetric'\\] for neuron 'lif'"),
     ("symmetric_ternary", {"neg_threshold": 2.0}, TypeError, "for neuron 'symmetric_ternary'"),
     ("ternary", {"neg_threshold": None}, TypeError, "neg_threshold must be a real number, got NoneType"),
@@ -478,6 +563,37 @@ def test_parameter_objects_are_frozen_validated_values():
     ("dynamic", {"theta_u": 3.0}, ValueError, "theta_u must be <= 2.0"),
     ("izhikevich", {}, ValueError, "unknown neuron 'izhikevich'"),
     ("lif", ["beta"], TypeError, "must be a mapping"),
+    # the options of the faithful presets: each belongs to its kinds, each value is checked
+    ("lif", {"neg_threshold_param": "clamped"}, TypeError, "neg_threshold_param is a parameter of \\['ternary'\\]"),
+    ("lif", {"surrogate_branches": "sign"}, TypeError,
+     "surrogate_branches is a parameter of \\['symmetric_ternary', 'ternary'\\]"),
+    ("symmetric_ternary", {"neg_threshold_param": "clamped"}, TypeError,
+     "neg_threshold_param is a parameter of \\['ternary'\\]"),
+    ("ternary", {"reset": "zero"}, TypeError, "reset is a parameter of \\['lif', 'sj_lif'\\]"),
+    ("ternary", {"fire": "ge"}, TypeError, "fire is a parameter of \\['lif', 'sj_lif'\\]"),
+    ("sj_lif", {"beta": 0.5}, TypeError, "beta is a parameter of \\['lif', 'symmetric_ternary', 'ternary'\\]"),
+    ("lif", {"reset": "hard"}, ValueError, "unknown reset 'hard'; allowed: \\['subtract', 'zero'\\]"),
+    ("lif", {"reset": None}, TypeError, "reset must be a string"),
+    ("lif", {"fire": ">="}, ValueError, "unknown fire '>='; allowed: \\['ge', 'gt'\\]"),
+    ("sj_lif", {"fire": "geq"}, ValueError, "unknown fire 'geq'"),
+    ("sj_lif", {"tau": 0.5}, ValueError, "tau must be >= 1.0, got 0.5"),
+    ("sj_lif", {"threshold": 0.0}, ValueError, "threshold must be > 0.0"),
+    ("ternary", {"surrogate_branches": "sum"}, ValueError, "unknown surrogate_branches 'sum'; allowed: "
+                                                           "\\['both', 'sign'\\]"),
+    ("symmetric_ternary", {"surrogate_branches": True}, TypeError, "surrogate_branches must be a string"),
+    ("ternary", {"neg_threshold_param": "raw"}, ValueError, "unknown neg_threshold_param 'raw'; allowed: "
+                                                            "\\['clamped', 'softplus'\\]"),
+    ("ternary", {"neg_threshold_max": 5.0}, ValueError,
+     "neg_threshold_max applies to neg_threshold_param='clamped' only"),
+    ("ternary", {"neg_threshold_param": "clamped", "neg_threshold": 12.0}, ValueError,
+     "neg_threshold must be <= 10.0, got 12.0 \\(the clamped θ⁻ starts inside \\[0, neg_threshold_max=10.0\\]\\)"),
+    ("ternary", {"neg_threshold_param": "clamped", "neg_threshold": -0.5}, ValueError, "neg_threshold must be >= 0.0"),
+    ("ternary", {"neg_threshold_param": "clamped", "neg_threshold_max": 0.0}, ValueError,
+     "neg_threshold_max must be > 0.0"),
+    ("ternary", {"neg_threshold_param": "clamped", "neg_threshold_max": 1.5}, ValueError,
+     "neg_threshold must be <= 1.5, got 2.0"),
+    ("ternary", {"neg_threshold_param": "clamped", "neg_threshold_max": float("inf")}, ValueError,
+     "neg_threshold_max must be finite"),
 ])
 def test_neuron_parameters_errors(kind, params, exc, match):
     from snnrl_sb3.kernels import neuron_parameters
@@ -502,6 +618,48 @@ def test_make_neuron_surrogate_and_backend_are_not_parameters():
         make_neuron("lif", surrogate_kwargs={"alpha": 3.0})
     with pytest.raises(ValueError, match="unknown backend 'jit'"):
         make_neuron("dynamic", backend="jit")
+
+
+def test_new_parameters_are_json_plain_and_normalised():
+    import json
+
+    from snnrl_sb3.kernels import (
+        LIFParameters,
+        SJLIFParameters,
+        SymmetricTernaryParameters,
+        TernaryParameters,
+        neuron_parameters,
+    )
+
+    datsqn = {"beta": 0.9, "threshold": 1.0, "neg_threshold": 2.0, "learn_neg_threshold": True,
+              "surrogate_branches": "sign", "neg_threshold_param": "clamped", "neg_threshold_max": 10.0}
+    assert json.loads(json.dumps(datsqn)) == datsqn
+    p = neuron_parameters("ternary", datsqn)
+    assert p == TernaryParameters(surrogate_branches="sign", neg_threshold_param="clamped")  # max defaults to 10
+    assert dataclasses.asdict(p) == datsqn
+    assert neuron_parameters("ternary").neg_threshold_max is None  # softplus: no bound
+    assert neuron_parameters("ternary", {"neg_threshold_param": "clamped", "neg_threshold": 0}).neg_threshold == 0.0
+    assert neuron_parameters("lif", {"reset": "zero"}) == LIFParameters(reset="zero", fire="gt")
+    assert neuron_parameters("symmetric_ternary", {"surrogate_branches": "sign"}) == SymmetricTernaryParameters(
+        surrogate_branches="sign")
+    assert neuron_parameters("sj_lif") == SJLIFParameters(tau=2.0, threshold=1.0, reset="zero", fire="ge")
+    assert isinstance(neuron_parameters("sj_lif", {"tau": 2}).tau, float)
+    for cls in (LIFParameters, TernaryParameters, SymmetricTernaryParameters, SJLIFParameters):
+        assert set(cls.choices) <= {f.name for f in dataclasses.fields(cls)}
+        assert "choices" not in {f.name for f in dataclasses.fields(cls)}
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(neg_threshold=2.0, reset="zero"), "reset and fire apply to the binary neuron only"),
+    (dict(symmetric=True, fire="ge"), "reset and fire apply to the binary neuron only"),
+    (dict(surrogate_branches="sign"), "surrogate_branches='sign' applies to the ternary neurons only"),
+    (dict(neg_threshold_param="clamped"), "apply to the asymmetric ternary neuron only"),
+    (dict(symmetric=True, neg_threshold_max=3.0), "apply to the asymmetric ternary neuron only"),
+    (dict(reset="hard"), "unknown reset 'hard'"),
+])
+def test_multistep_leaky_refuses_options_of_another_variant(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        MultiStepLeaky(**kwargs)
 
 
 def test_multistep_leaky_is_still_constructible_directly():
@@ -559,7 +717,7 @@ def test_largest_float32_threshold_still_trains_finite():
     assert torch.isfinite(x.grad).all() and torch.isfinite(neuron.neg.rho.grad).all()
 
 
-@pytest.mark.parametrize("kind", ["lif", "ternary", "symmetric_ternary", "current_lif", "dynamic"])
+@pytest.mark.parametrize("kind", ["lif", "ternary", "symmetric_ternary", "current_lif", "dynamic", "sj_lif"])
 @pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.bool])
 def test_integer_input_is_refused_with_a_clear_type_error(kind, dtype):
     x = torch.ones(3, 2, 4, dtype=dtype)

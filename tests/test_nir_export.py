@@ -94,3 +94,25 @@ def test_non_decaying_current_lif_refuses_to_export():
     net = spiking_mlp(3, [4], 2, neuron="current_lif", neuron_kwargs={"volt_decay": 1.0})
     with pytest.raises(NotImplementedError, match=r"volt_decay=1.0 \(no decay\) has no finite NIR time constant"):
         export_nir(net)  # used to raise ZeroDivisionError
+
+
+def test_readout_input_scale_and_current_sum_are_exported(tmp_path):
+    from snnrl_sb3.coding import Readout
+
+    net = spiking_mlp(4, [8], 2, num_steps=3, neuron="lif", readout="membrane_max")
+    net.readout = Readout(8, 2, "membrane_max", beta=0.5, input_scale=0.5)
+    graph = export_nir(net)
+    np.testing.assert_allclose(graph.nodes["readout"].r, 0.5 * graph.nodes["readout"].tau / DT)
+    net.readout = Readout(8, 2, "current_sum")
+    graph = export_nir(net)
+    assert type(graph.nodes["readout"]).__name__ == "I" and graph.metadata["decoder"] == "current_sum"
+    np.testing.assert_allclose(graph.nodes["readout"].r, 1.0 / DT)
+
+
+def test_a_network_on_another_schedule_is_refused():
+    from snnrl_sb3.conversion import _DelayedSpikingNetwork
+
+    plain = spiking_mlp(4, [8], 2, num_steps=3, neuron="lif")
+    delayed = _DelayedSpikingNetwork(list(plain.layers), plain.readout, 3, plain.encoder)
+    with pytest.raises(NotImplementedError, match="_DelayedSpikingNetwork runs its layers on another schedule"):
+        export_nir(delayed)

@@ -110,6 +110,30 @@ def test_bernoulli_encoder_frozen_noise_when_deterministic_and_gradient():
     assert enc.mean.grad.abs().sum() > 0 and enc.std.grad.abs().sum() > 0
 
 
+def test_bernoulli_encoder_fresh_noise_even_when_deterministic():
+    enc = PopulationEncoder(2, 6, spikes="bernoulli", seed=3, deterministic_noise="fresh")
+    obs = torch.zeros(64, 2)
+    assert not torch.equal(enc(obs, 5, deterministic=True), enc(obs, 5, deterministic=True))
+
+
+@pytest.mark.filterwarnings("ignore:observation dimensions")  # randn reaches past the fields
+def test_analog_population_input_is_the_activations_at_every_step():
+    # MDC-SAN (ILC-SAN's encode='pop'): no spikes, the Gaussian activations feed the first layer at every step
+    torch.manual_seed(0)
+    layer = PopulationInput(PopulationEncoder(3, 5, mean_range=(-3, 3), spikes="analog"), 7)
+    obs = torch.randn(4, 3)
+    assert not layer.emits_spikes and layer.encoder.emits_spikes is False
+    stimulus = layer.encoder.stimulus(obs)
+    assert torch.equal(layer.spikes(obs, 4), stimulus.expand(4, -1, -1))
+    out = layer(obs, 4)
+    assert out.shape == (4, 4, 7) and torch.equal(out, layer.linear(stimulus).expand(4, -1, -1))
+    torch.testing.assert_close(out, layer.reference(obs, 4))
+    w = torch.randn_like(out)
+    (out * w).sum().backward()
+    assert layer.encoder.mean.grad.abs().sum() > 0 and layer.encoder.std.grad.abs().sum() > 0
+    torch.testing.assert_close(layer.linear.bias.grad, w.sum((0, 1)))
+
+
 def test_decoder_weighted_sum_of_population_rates():
     dec = PopulationDecoder(act_dim=2, pop_dim=3)
     spikes = torch.bernoulli(torch.full((5, 4, 6), 0.5)).requires_grad_()

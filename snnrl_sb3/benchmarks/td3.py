@@ -13,15 +13,13 @@ interleaved rounds:
    HalfCheetah-shaped environment by default (so the simulator does not dilute the ratio);
    ``--env HalfCheetah-v5`` uses MuJoCo. Target: the spiking actor keeps >= 50 % of the ANN's.
 
-``plot`` sub-command: ``python -m snnrl_sb3.benchmarks.td3 plot --out curves.png a.json b.json``
-draws the evaluation curves written by ``examples/td3_*.py --results`` and prints a table.
+Learning curves are plotted by ``python examples/td3.py --plot FOLDER`` (:mod:`snnrl_sb3.results`).
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import statistics
 import time
 from typing import Any
@@ -36,6 +34,7 @@ from snnrl_sb3.benchmarks._baselines import fwd_bwd
 from snnrl_sb3.benchmarks._timing import print_table, time_calls
 from snnrl_sb3.neurons import current_leaky_step
 from snnrl_sb3.surrogate import rectangular
+from snnrl_sb3.utils import route_mujoco_warnings
 
 OBS_DIM, ACT_DIM = 17, 6
 
@@ -161,42 +160,8 @@ def learn_table(env_id: str | None = None, steps: int = 1000, rounds: int = 3, w
     return [[name, f"{med[name]:.0f}", f"{med[name] / med['ann'] * 100:.0f}%"] for name in models]
 
 
-def plot(out: str, files: list[str]) -> None:
-    runs = [json.load(open(f)) for f in files]
-    rows = []
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
-        for run in runs:
-            label = run.get("label") or ("ANN" if run["args"].get("ann") else run["args"].get("surrogate", "?"))
-            t, r = zip(*run["curve"]) if run["curve"] else ((), ())
-            ax.plot(t, r, marker="o", ms=3, label=f"{label} (seed {run['args']['seed']})")
-        ax.set_xlabel("environment steps")
-        ax.set_ylabel("eval return (10 episodes)")
-        ax.set_title(runs[0]["args"]["env_id"] if runs else "")
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(out)
-        print(f"wrote {out}")
-    except ImportError:  # pragma: no cover
-        print("matplotlib missing: table only")
-    for run in runs:
-        label = run.get("label") or ("ANN" if run["args"].get("ann") else run["args"].get("surrogate", "?"))
-        rows.append([label, str(run["args"]["seed"]), str(run["args"]["steps"]), f"{run['best_eval_mean']:.1f}",
-                     f"{run['final_eval_mean']:.1f} ± {run['final_eval_std']:.1f}", f"{run['steps_per_second']:.0f}"])
-    print_table(["actor", "seed", "steps", "best eval mean", "final eval", "env-steps/s"], rows)
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command")
-    p_plot = sub.add_parser("plot", help="plot/table of examples/td3_*.py --results files")
-    p_plot.add_argument("files", nargs="+", help="--results JSON files of examples/td3_*.py")
-    p_plot.add_argument("--out", default="td3_curves.png", help="output image (default: td3_curves.png)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
     parser.add_argument("--env", default=None, help="gymnasium id for the learn benchmark (default: synthetic)")
     parser.add_argument("--learn-steps", type=int, default=1000,
@@ -204,10 +169,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3, help="timed learn rounds (default: 3)")
     parser.add_argument("--skip-learn", action="store_true", help="skip the TD3 learn benchmark")
     args = parser.parse_args(argv)
-    if args.command == "plot":
-        plot(args.out, args.files)
-        return
     torch.set_num_threads(args.threads)
+    route_mujoco_warnings()
     print(f"Actor, HalfCheetah shape (obs {OBS_DIM}, act {ACT_DIM}), T=5, hidden [256, 256], "
           f"{args.threads} thread(s); ms per call and ratio to SB3's ANN actor\n")
     print_table(["actor", "fwd+bwd B=100 (ms)", "ratio", "fwd B=1 (ms)", "ratio"], actor_table())

@@ -4,6 +4,7 @@
   (:class:`MultiStepLeaky`);
 * :mod:`~snnrl_sb3.kernels.current_leaky`: Pop-SAN's current-based LIF (:class:`MultiStepCurrentLeaky`);
 * :mod:`~snnrl_sb3.kernels.dynamic`: MDC-SAN's dynamic neuron (:class:`MultiStepDynamic`);
+* :mod:`~snnrl_sb3.kernels.sj_leaky`: spikingjelly's LIF neuron, DSQN's (:class:`MultiStepSJLeaky`);
 * :mod:`~snnrl_sb3.kernels._time`: the shared time recurrences (reverse discount, :func:`decay_matrix`);
 * :mod:`~snnrl_sb3.kernels.base`: the module base class, backends, the ``torch.compile`` wrapper;
 * :mod:`~snnrl_sb3.kernels.registry`: :data:`NEURONS`, :func:`neuron_parameters`, :func:`make_neuron`.
@@ -20,12 +21,14 @@ from snnrl_sb3.kernels.current_leaky import CurrentLIFParameters, MultiStepCurre
 from snnrl_sb3.kernels.dynamic import DynamicParameters, MultiStepDynamic
 from snnrl_sb3.kernels.leaky import LIFParameters, MultiStepLeaky, SymmetricTernaryParameters, TernaryParameters
 from snnrl_sb3.kernels.registry import NEURONS, make_neuron, neuron_parameters
+from snnrl_sb3.kernels.sj_leaky import MultiStepSJLeaky, SJLIFParameters
 
 __all__ = [
     "MultiStepNeuron",
     "MultiStepLeaky",
     "MultiStepCurrentLeaky",
     "MultiStepDynamic",
+    "MultiStepSJLeaky",
     "NEURONS",
     "BACKENDS",
     "NeuronKind",
@@ -37,4 +40,5 @@ __all__ = [
     "SymmetricTernaryParameters",
     "CurrentLIFParameters",
     "DynamicParameters",
+    "SJLIFParameters",
 ]

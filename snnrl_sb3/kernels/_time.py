@@ -1,7 +1,9 @@
 r"""Linear recurrences over the leading time axis, shared by every kernel.
 
 * :func:`reverse_discount_`: in place, :math:`\delta_t = a_t + d\,\delta_{t+1}` backwards over
-  time, the membrane adjoint of every leaky neuron with a detached reset;
+  time, the membrane adjoint of every leaky neuron with a detached subtractive reset;
+* :func:`gated_reverse_discount_`: in place, :math:`\delta_t = a_t + d\,k_t\,\delta_{t+1}`, the
+  same with a detached hard reset (:math:`k_t = 1 - S_t`);
 * :func:`decay_matrix`: ``M[t, s] = d**(t - s)`` (``s <= t``), so that ``M @ x`` solves
   :math:`y_t = d\,y_{t-1} + x_t` and ``M.T @ a`` the reverse recurrence;
 * :func:`over_time`: apply a ``[T, T]`` matrix along the time axis of ``[T, B, ...]``.
@@ -23,7 +25,8 @@ from torch import Tensor
 
 from snnrl_sb3._validation import check_int, check_real
 
-__all__ = ["reverse_discount_", "decay_matrix", "over_time", "DECAY_MATRIX_CACHE_MAX_STEPS"]
+__all__ = ["reverse_discount_", "gated_reverse_discount_", "decay_matrix", "over_time",
+           "DECAY_MATRIX_CACHE_MAX_STEPS"]
 
 #: Largest ``T`` whose decay matrices are cached (a 64 x 64 float32 matrix is 16 KiB).
 DECAY_MATRIX_CACHE_MAX_STEPS = 64
@@ -43,6 +46,19 @@ def reverse_discount_(adjoint: Tensor, decay: float) -> Tensor:
         steps = adjoint.unbind(0)
         for t in range(len(steps) - 2, -1, -1):
             steps[t].add_(steps[t + 1], alpha=decay)
+    return adjoint
+
+
+def gated_reverse_discount_(adjoint: Tensor, decay: float, gate: Tensor) -> Tensor:
+    r"""In place, solve :math:`\delta_t = a_t + \mathrm{decay}\,k_t\,\delta_{t+1}` backwards over time.
+
+    ``gate`` (``adjoint``'s shape) holds :math:`k_t`, e.g. ``1 - S_t`` of a hard reset. One
+    ``addcmul`` per step on per-step views.
+    """
+    if decay != 0.0 and adjoint.shape[0] > 1:
+        steps, gates = adjoint.unbind(0), gate.unbind(0)
+        for t in range(len(steps) - 2, -1, -1):
+            steps[t].addcmul_(steps[t + 1], gates[t], value=decay)
     return adjoint
 
 

@@ -10,7 +10,7 @@ no equations; these follow the public MDC-SAN/ILC-SAN TD3 actor (``lucifer2859/I
     C_t &= d_c C_{t-1} + I_t \\
     \hat V_t &= V_{t-1}(1 - S_{t-1}) + \theta_r S_{t-1}, \qquad
     \hat U_t = U_{t-1} + \theta_s S_{t-1} \\
-    V_t &= \hat V_t + (\hat V_t^2 - \hat V_t - \hat U_t + C_t) = \hat V_t^2 - \hat U_t + C_t \\
+    V_t &= \hat V_t + (\hat V_t^2 - \hat V_t - \hat U_t + C_t) \\
     U_t &= \hat U_t + (\theta_v \hat V_t - \theta_u \hat U_t) \\
     S_t &= [V_t > V_{th}]
 
@@ -19,8 +19,9 @@ with the published constants :math:`\theta_v=-0.172, \theta_u=0.529, \theta_r=0.
 half-width 0.5. As in MDC-SAN the reset terms are *not* detached: gradients flow through
 :math:`S_{t-1}` into :math:`\hat V_t` and :math:`\hat U_t`.
 
-The eager forward runs the recurrence in place with the reference's roundings (voltages
-bit-identical); the backward is a hand-written adjoint loop over the whole sequence; the graph
+The eager forward runs the recurrence in place in MDC-SAN's order of operations, so with its
+roundings (voltages bit-identical to the step function and to ``mdcsan.py``'s expression); the
+backward is a hand-written adjoint loop over the whole sequence; the graph
 forms are for ``torch.compile`` and the NumPy form for no-grad batch-1 calls.
 """
 
@@ -100,6 +101,7 @@ def dynamic_forward_eager(x: Tensor, current_decay: float, threshold: float, the
     current = xs[0].clone(memory_format=torch.contiguous_format)
     rec = torch.zeros_like(current)
     tmp = torch.empty_like(current)
+    tmp2 = torch.empty_like(current)
     hats[0].zero_()
     volts[0].copy_(current)  # zero state: V_0 = C_0, U_0 = 0
     torch.gt(volts[0], thr, out=spks[0])
@@ -110,10 +112,12 @@ def dynamic_forward_eager(x: Tensor, current_decay: float, threshold: float, the
         torch.mul(v_prev, s_prev, out=tmp)
         torch.sub(v_prev, tmp, out=vh).add_(s_prev, alpha=theta_r)
         rec.add_(s_prev, alpha=theta_s)  # U^ = U + θs S (exact product)
-        torch.mul(vh, vh, out=volts[t]).sub_(rec).add_(current)  # V^² - U^ + C
-        # U = (1 - θu) U^ + θv V^: two roundings of products, as the reference (no fused multiply-add)
+        # V = V^ + (((V^² - V^) - U^) + C), MDC-SAN's order (the roundings of the reference)
+        torch.mul(vh, vh, out=volts[t]).sub_(vh).sub_(rec).add_(current).add_(vh)
+        # U = U^ + (θv V^ - θu U^): each product rounded, then the difference (no fused multiply-add)
         torch.mul(vh, theta_v, out=tmp)
-        rec.mul_(1.0 - theta_u).add_(tmp)
+        torch.mul(rec, theta_u, out=tmp2)
+        rec.add_(tmp.sub_(tmp2))
         torch.gt(volts[t], thr, out=spks[t])
     return spikes, volt, volt_hat
 
@@ -151,8 +155,8 @@ def dynamic_forward_graph(x: Tensor, current_decay: float, threshold: float, the
         current = current * current_decay + x[t]
         vh = (v_prev - v_prev * s_prev) + s_prev * theta_r
         rec = rec + s_prev * theta_s
-        volt = vh * vh - rec + current
-        rec = rec * (1.0 - theta_u) + vh * theta_v
+        volt = vh + (vh * vh - vh - rec + current)
+        rec = rec + (vh * theta_v - rec * theta_u)
         volts.append(volt)
         hats.append(vh)
         spikes.append((volt > threshold).to(x.dtype))
@@ -188,14 +192,15 @@ def dynamic_forward_numpy(x: Tensor, current_decay: float, threshold: float, the
     """:func:`dynamic_forward_eager` in NumPy float32, with the same roundings: ``(spikes, volt)``."""
     xs = x.detach().numpy()
     f32 = np.float32
-    cd, th, tv, keep_u, tr, ts = (f32(current_decay), f32(threshold), f32(theta_v), f32(1.0 - theta_u),
-                                  f32(theta_r), f32(theta_s))
+    cd, th, tv, tu, tr, ts = (f32(current_decay), f32(threshold), f32(theta_v), f32(theta_u), f32(theta_r),
+                              f32(theta_s))
     volt = np.empty(xs.shape, np.float32)
     spikes = np.empty(xs.shape, np.float32)
     current = np.array(xs[0], dtype=np.float32)
     rec = np.zeros_like(current)
     vh = np.empty_like(current)
     tmp = np.empty_like(current)
+    tmp2 = np.empty_like(current)
     volt[0] = current
     np.greater(volt[0], th, out=spikes[0])
     for t in range(1, xs.shape[0]):
@@ -210,10 +215,13 @@ def dynamic_forward_numpy(x: Tensor, current_decay: float, threshold: float, the
         np.add(rec, tmp, out=rec)
         cur = volt[t]
         np.multiply(vh, vh, out=cur)
+        np.subtract(cur, vh, out=cur)
         np.subtract(cur, rec, out=cur)
         np.add(cur, current, out=cur)
-        np.multiply(rec, keep_u, out=rec)
+        np.add(cur, vh, out=cur)
         np.multiply(vh, tv, out=tmp)
+        np.multiply(rec, tu, out=tmp2)
+        np.subtract(tmp, tmp2, out=tmp)
         np.add(rec, tmp, out=rec)
         np.greater(cur, th, out=spikes[t])
     return torch.from_numpy(spikes), torch.from_numpy(volt)

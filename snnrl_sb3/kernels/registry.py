@@ -13,16 +13,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from snnrl_sb3._validation import check_choice
-from snnrl_sb3.kernels import current_leaky, dynamic, leaky
+from snnrl_sb3.kernels import current_leaky, dynamic, leaky, sj_leaky
 from snnrl_sb3.kernels.base import MultiStepNeuron, NeuronKind
 from snnrl_sb3.surrogate import Surrogate, make_surrogate
 
 __all__ = ["NEURONS", "neuron_parameters", "make_neuron"]
 
-_KIND_MODULES = (leaky, current_leaky, dynamic)
+_KIND_MODULES = (leaky, current_leaky, dynamic, sj_leaky)
 
 #: Spiking neuron kinds selectable by name: ``"lif"``, ``"ternary"``, ``"symmetric_ternary"``,
-#: ``"current_lif"`` (Pop-SAN), ``"dynamic"`` (MDC-SAN).
+#: ``"current_lif"`` (Pop-SAN), ``"dynamic"`` (MDC-SAN), ``"sj_lif"`` (spikingjelly's LIFNode, DSQN).
 NEURONS: dict[str, NeuronKind] = {kind.name: kind for module in _KIND_MODULES for kind in module.KINDS}
 
 #: Keywords of :func:`make_neuron` that are not neuron parameters.
@@ -32,14 +32,16 @@ _NOT_PARAMETERS = ("surrogate", "surrogate_kwargs", "backend")
 def neuron_parameters(kind: str, params: Mapping[str, Any] | None = None) -> Any:
     """Validate a kind's parameters into its frozen parameter object, without building a module.
 
-    >>> neuron_parameters("ternary", {"neg_threshold": 1.5})
-    TernaryParameters(beta=0.9, threshold=1.0, neg_threshold=1.5, learn_neg_threshold=True)
+    >>> neuron_parameters("ternary", {"neg_threshold": 1.5})  # doctest: +NORMALIZE_WHITESPACE
+    TernaryParameters(beta=0.9, threshold=1.0, neg_threshold=1.5, learn_neg_threshold=True,
+                      surrogate_branches='both', neg_threshold_param='softplus', neg_threshold_max=None)
 
     :param kind: a name in :data:`NEURONS`
     :param params: the kind's keyword arguments (missing ones take the kind's defaults)
     :raises ValueError: for an unknown kind or a value out of range (naming it and the range)
-    :raises TypeError: for a key the kind does not take (listing the ones it takes; e.g.
-        ``neg_threshold`` for ``"lif"``: never a silent change of kind) or a wrong type
+    :raises TypeError: for a key the kind does not take (listing the ones it takes, and the kinds
+        that take it; e.g. ``neg_threshold`` for ``"lif"``: never a silent change of kind) or a
+        wrong type
     """
     check_choice("neuron", kind, NEURONS)
     entry = NEURONS[kind]
@@ -53,6 +55,10 @@ def neuron_parameters(kind: str, params: Mapping[str, Any] | None = None) -> Any
         hint = ""
         if set(unknown) & set(_NOT_PARAMETERS):
             hint = " (surrogate, surrogate_kwargs and backend are not neuron parameters: pass them to make_neuron)"
+        else:
+            owners = {key: sorted(name for name, other in NEURONS.items() if key in other.parameter_names)
+                      for key in unknown}
+            hint = "".join(f"; {key} is a parameter of {names}" for key, names in owners.items() if names)
         raise TypeError(f"bad parameters {unknown} for neuron {kind!r}: it takes {sorted(allowed)}{hint}")
     return entry.parameters(**params)
 
