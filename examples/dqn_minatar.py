@@ -77,7 +77,8 @@ class Args:
     record: str = ""
     """folder to write the run's record into (learning curve and summary, JSON); empty: don't"""
     threads: int = 1
-    """torch CPU threads (1: on a 2-core machine, SB3 training with torch's default count ran 5.7x slower)"""
+    """torch CPU threads (1: with two trainings on a 2-core machine, torch's default count ran 7.3x slower,
+    python -m snnrl_sb3.benchmarks.threads --parallel 2)"""
     device: str = "auto"
     """torch device: auto, cpu, cuda, ..."""
     progress_bar: bool = True

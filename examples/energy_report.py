@@ -45,7 +45,8 @@ class Args:
     seed: int = 0
     """random seed"""
     threads: int = 1
-    """torch CPU threads (1: on a 2-core machine, SB3 training with torch's default count ran 5.7x slower)"""
+    """torch CPU threads (1: with two trainings on a 2-core machine, torch's default count ran 7.3x slower,
+    python -m snnrl_sb3.benchmarks.threads --parallel 2)"""
 
 
 def draw_raster(spikes: dict[str, torch.Tensor], path: str) -> None:
@@ -82,12 +83,13 @@ def main() -> None:
         model.learn(args.total_timesteps)
     observations = collect_observations(model, env, args.observations, seed=args.seed)
     obs_tensor, _ = model.policy.obs_to_tensor(observations)
-    with torch.no_grad(), record_spikes(model.policy.q_net) as spikes:
+    # spikes recorded on the whole policy: its layers are named as in the energy report below
+    with torch.no_grad(), record_spikes(model.policy) as spikes:
         model.policy.q_net(obs_tensor, deterministic=True)
     print("firing per layer (fraction of neuron-steps):")
     for name, train in spikes.items():
         stats = spike_statistics(train)
-        print(f"  {name:<18} +1 {stats['pos_rate']:.3f}  -1 {stats['neg_rate']:.3f}  dead {stats['dead']:.2f}  "
+        print(f"  {name:<26} +1 {stats['pos_rate']:.3f}  -1 {stats['neg_rate']:.3f}  dead {stats['dead']:.2f}  "
               f"saturated {stats['saturated']:.2f}")
     print()
     estimate_energy(model.policy, observations)

@@ -152,7 +152,8 @@ class Args:
     plot: str = ""
     """only plot, train nothing: read the records in this folder, write curves.png and table.md there"""
     threads: int = 1
-    """torch CPU threads (1: on a 2-core machine, SB3 training with torch's default count ran 5.7x slower)"""
+    """torch CPU threads (1: with two trainings on a 2-core machine, torch's default count ran 7.3x slower,
+    python -m snnrl_sb3.benchmarks.threads --parallel 2)"""
     progress_bar: bool = True
     """show a progress bar (tqdm + rich)"""
 

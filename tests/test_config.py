@@ -244,7 +244,7 @@ for key, (algo, path) in json.loads(sys.argv[1]).items():
     out[key] = model.predict(obs, deterministic=True)[0].tolist()
 print("RESULT" + json.dumps(out))
 """
-    fresh = json.loads(run_fresh(script, json.dumps(jobs)).split("RESULT", 1)[1])
+    fresh = json.loads(run_fresh(script, json.dumps(jobs)).split("RESULT", 1)[1].splitlines()[0])
     return expected, fresh
 
 
@@ -297,7 +297,7 @@ for name, cls in [("dqn_bernoulli_unseeded", DQN), ("dqn_flat_kwargs", DQN), ("d
                          or "deprecated spiking" in str(w.message)})]
 print("RESULT" + json.dumps(out))
 """
-    fresh = json.loads(run_fresh(script, str(DATA)).split("RESULT", 1)[1])
+    fresh = json.loads(run_fresh(script, str(DATA)).split("RESULT", 1)[1].splitlines()[0])
     expected = json.loads((DATA / "v0_1_expected_actions.json").read_text())
     for name in ("dqn_bernoulli_unseeded", "dqn_flat_kwargs", "dqn_spike_count", "td3_bernoulli_old_kwargs"):
         assert fresh[name][0] == expected[name], name

@@ -148,7 +148,7 @@ def trained(tmp_path_factory, run_fresh):
         "print('RESULT' + json.dumps(out))\n"
     )
     jobs = {name: (algo.__name__, paths[name]) for name, algo, *_ in VARIANTS}
-    fresh = json.loads(run_fresh(script, json.dumps(jobs)).split("RESULT", 1)[1])
+    fresh = json.loads(run_fresh(script, json.dumps(jobs)).split("RESULT", 1)[1].splitlines()[0])
     return models, paths, fresh, folder
 
 

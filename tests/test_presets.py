@@ -109,7 +109,7 @@ def test_presets_save_and_load_identically_in_a_fresh_process(name, tmp_path, ru
               "print('RESULT' + json.dumps([m.predict(np.load(sys.argv[2]), deterministic=True)[0].tolist(), "
               "m.policy.spiking_preset]))")
     actions, preset = json.loads(run_fresh(script, str(tmp_path / "m.zip"), str(tmp_path / "obs.npy"))
-                                 .split("RESULT", 1)[1])
+                                 .split("RESULT", 1)[1].splitlines()[0])
     assert actions == model.predict(obs, deterministic=True)[0].tolist()
     assert preset == name
 
@@ -142,3 +142,20 @@ def test_an_unreadable_saved_configuration_is_refused():
     state["_extra_state"] = torch.tensor([1, 2, 3], dtype=torch.uint8)
     with pytest.raises(InvalidStateDictError, match="'_extra_state'\\) is not readable"):
         model.policy.load_state_dict(state)
+
+
+@pytest.mark.filterwarnings("ignore:observation dimensions")  # raw Pendulum: the presets expect VecNormalize
+@pytest.mark.parametrize("name", POP_PRESETS)
+def test_population_presets_save_and_load_identically_in_a_fresh_process(name, tmp_path, run_fresh):
+    model = make_tiny_model("TD3", {"preset": name, "net_arch": [8]})
+    model.learn(30)
+    obs = np.stack([model.observation_space.sample() for _ in range(4)])
+    np.save(tmp_path / "obs.npy", obs)
+    model.save(tmp_path / "m.zip")
+    script = ("import sys, json, numpy as np\nfrom stable_baselines3 import TD3\nm = TD3.load(sys.argv[1])\n"
+              "print('RESULT' + json.dumps([m.predict(np.load(sys.argv[2]), deterministic=True)[0].tolist(), "
+              "m.policy.spiking_preset, m.policy.actor_lr_ratio]))")
+    actions, preset, ratio = json.loads(run_fresh(script, str(tmp_path / "m.zip"), str(tmp_path / "obs.npy"))
+                                        .split("RESULT", 1)[1].splitlines()[0])
+    assert actions == model.predict(obs, deterministic=True)[0].tolist()
+    assert (preset, ratio) == (name, 0.1)

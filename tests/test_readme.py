@@ -20,8 +20,8 @@ TINY = {
     "examples/dqn_minatar.py": ["--total-timesteps", "300", "--learning-starts", "100", "--eval-freq", "0",
                                 "--eval-episodes", "1", "--save", "{tmp}/minatar.zip", "--no-progress-bar"],
     "examples/dqn_atari.py": ["--total-timesteps", "200", "--learning-starts", "100", "--eval-freq", "0",
-                              "--eval-episodes", "1", "--num-steps", "2", "--save", "{tmp}/atari.zip",
-                              "--no-progress-bar"],
+                              "--eval-episodes", "1", "--num-steps", "2", "--buffer-size", "1000", "--batch-size", "8",
+                              "--save", "{tmp}/atari.zip", "--no-progress-bar"],
     "examples/td3.py": ["--total-timesteps", "120", "--learning-starts", "60", "--train-freq", "20", "--eval-freq", "0",
                         "--eval-episodes", "1", "--save", "{tmp}/td3.zip", "--no-progress-bar"],
     "examples/convert_dqn.py": ["--ann-path", "{tmp}/ann", "--total-timesteps", "600", "--num-steps", "2",
@@ -33,7 +33,7 @@ TINY = {
     "-m snnrl_sb3.benchmarks.td3": ["--learn-steps", "200", "--rounds", "1"],
     "-m snnrl_sb3.benchmarks.threads": ["--total-timesteps", "200"],
     "-m rl_zoo3.train": ["-n", "300", "--log-folder", "{tmp}/logs", "--eval-freq", "-1", "--hyperparams",
-                         "learning_starts:100", "train_freq:64", "gradient_steps:2"],
+                         "learning_starts:100", "train_freq:64", "gradient_steps:2", "buffer_size:1000"],
     "-m rl_zoo3.enjoy": ["--folder", "{tmp}/logs", "-n", "20"],
 }
 #: Optional packages a command needs (its extra); the test is skipped without them.

@@ -43,13 +43,7 @@ def _cases(test: str, names=ATARI_NAMES) -> list:
     return list(names)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small convolutions run several times faster on one thread than on two busy cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _atan_grad(x: float) -> float:

@@ -38,12 +38,7 @@ OBS_DIM, ACT_DIM, BATCH = 17, 6, 48  # HalfCheetah's sizes, Pop-SAN's [256, 256]
 SURROGATES = ["rectangular", "triangular", "trapezoid"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def our_policy(preset, surrogate=None, act_limit=1.0, **kwargs):

@@ -29,13 +29,7 @@ TINY = dict(net_arch=[16], encoder_kwargs={"pop_dim": 4}, num_steps=3)
 ALGOS = {"TD3": (TD3, PopSpikingTD3Policy), "DDPG": (DDPG, PopSpikingTD3Policy), "SAC": (SAC, PopSpikingSACPolicy)}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks: intra-op threads only add contention on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_model(algo="TD3", env="Pendulum-v1", seed=0, **policy_kwargs):
