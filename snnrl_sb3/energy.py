@@ -61,18 +61,21 @@ def _count_network(network: SpikingNetwork, inputs: Tensor) -> list[dict[str, An
         current = network.encoder.spikes(inputs, steps, True)
         network(inputs, deterministic=True)
     static = network.encoder.static and network.encoder.synapse is None
-    is_spikes = not static and getattr(network.encoder, "emits_spikes", True)  # analog population input: MACs
+    # analog population input (MDC-SAN): real values, the same at every step, so its synapse runs once as MACs
+    analog = not static and not getattr(network.encoder, "emits_spikes", True)
+    is_spikes = not static and not analog
     rows: list[dict[str, Any]] = []
     last_spikes: Tensor | None = None
 
-    def count(name: str, layer: nn.Linear | nn.Conv2d, current: Tensor, is_spikes: bool, static: bool) -> None:
+    def count(name: str, layer: nn.Linear | nn.Conv2d, current: Tensor, is_spikes: bool, static: bool,
+              once: bool = False) -> None:
         folded = current if static else current.flatten(0, 1)
         dense = _synapse_count(layer, torch.ones_like(folded[:1]))  # synapses per sample per step
         if is_spikes:
             synops = _synapse_count(layer, (folded != 0).to(folded.dtype)) / batch
             rows.append({"layer": name, "synops": synops, "macs": 0.0, "ann_macs": dense})
         else:
-            macs = dense if static else dense * steps
+            macs = dense if static or once else dense * steps
             rows.append({"layer": name, "synops": 0.0, "macs": macs, "ann_macs": dense})
 
     def run(layer: nn.Module, current: Tensor, static: bool) -> Tensor:
@@ -84,9 +87,9 @@ def _count_network(network: SpikingNetwork, inputs: Tensor) -> list[dict[str, An
             current = last_spikes = spikes[name]
             is_spikes, static = True, False
         elif isinstance(layer, (nn.Linear, nn.Conv2d)):
-            count(name, layer, current, is_spikes, static)
+            count(name, layer, current, is_spikes, static, once=analog)
             # a synapse outputs real-valued currents: a synapse right after it is a MAC layer
-            current, is_spikes = run(layer, current, static), False
+            current, is_spikes, analog = run(layer, current, static), False, False
         elif isinstance(layer, _SHAPE_ONLY):
             current = run(layer, current, static)
         else:  # counting it as free would understate the SNN's cost

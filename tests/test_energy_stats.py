@@ -330,3 +330,16 @@ def test_an_encoder_that_assigns_its_synapse_exposes_it():
     encoder = Owning()
     assert isinstance(encoder.synapse, torch.nn.Linear)
     assert "synapse.weight" in encoder.state_dict()
+
+
+def test_analog_population_input_counts_its_synapse_once_as_macs():
+    # MDC-SAN feeds the Gaussian activations themselves, the same at every step: one matrix product per decision
+    from stable_baselines3 import TD3
+
+    from snnrl_sb3 import PopSpikingTD3Policy
+
+    actor = TD3(PopSpikingTD3Policy, "Pendulum-v1", policy_kwargs=dict(preset="mdcsan", net_arch=[16]))
+    report = estimate_energy(actor.policy, np.zeros((3, 3), np.float32), verbose=False)
+    first = report["layers"][0]
+    assert first["layer"] == "actor.snn.encoder.synapse"
+    assert (first["synops"], first["macs"], first["ann_macs"]) == (0.0, 30 * 16, 30 * 16)
