@@ -19,7 +19,7 @@ Weights are rescaled so that firing rates stay in [0, 1]:
 * ``normalization="none"``: weights as trained.
 
 By default Q is the time-averaged output current :math:`Q = W_L \bar s + b_L`
-(``decoder="spike_count"``), which is the spike count plus the residual membrane of
+(``readout="spike_count"``), which is the spike count plus the residual membrane of
 integrate-and-fire output neurons with reset by subtraction, divided by T. ``method="tan2021"``
 and ``method="seed002"`` select the published conversions exactly (see :data:`METHODS` and
 :func:`convert_dqn`).
@@ -30,6 +30,7 @@ from __future__ import annotations
 import copy
 import inspect
 import math
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -50,22 +51,23 @@ if TYPE_CHECKING:
     from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs
 
 __all__ = ["convert_dqn", "ann_layers", "collect_observations", "action_agreement", "ConvertedQPolicy", "METHODS",
-           "DECODERS"]
+           "READOUTS", "DECODERS"]
 
 NORMALIZATIONS = ("data", "fixed", "none")
-#: ``decoder`` values: the policy read-outs, and ``"output_spikes"`` (spiking output neurons, Q = their count)
-DECODERS = ("spike_count", "current_sum", "membrane_max", "membrane_mean", "membrane_last", "output_spikes")
+#: ``readout`` values: the policy read-outs, and ``"output_spikes"`` (spiking output neurons, Q = their count)
+READOUTS = ("spike_count", "current_sum", "membrane_max", "membrane_mean", "membrane_last", "output_spikes")
+DECODERS = READOUTS  # the name of version 0.1
 #: The published conversions ``convert_dqn(method=...)`` reproduces: the settings each one fixes
 #: (every other argument, e.g. ``num_steps``, ``percentile``, ``beta``, stays free).
 METHODS: dict[str, dict[str, Any]] = {
     # Tan et al. 2021 (AAAI), github.com/WeihaoTan/bindsnet-1: bindsnet/conversion/conversion.py and
     # game_model_episode_time_seed_percentile.py
     "tan2021": dict(normalization="data", normalize_output=True, neuron="if", encoder="direct",
-                    decoder="current_sum", layer_delay=True, calibration_epsilon=0.05),
+                    readout="current_sum", layer_delay=True, calibration_epsilon=0.05),
     # seed 002 (BCS Spikeverse, IIT Kanpur 2025), section 7.3: Poisson input, layer l x 10**l, LIF neurons,
     # the action of the output neuron with the most spikes
     "seed002": dict(normalization="fixed", fixed_scale=10.0, neuron="lif", encoder="bernoulli",
-                    decoder="output_spikes", normalize_output=False, layer_delay=False),
+                    readout="output_spikes", normalize_output=False, layer_delay=False),
 }
 #: Settings of the DQN copied from the ANN model to the converted one (for fine-tuning).
 _DQN_SETTINGS = ("learning_rate", "buffer_size", "learning_starts", "batch_size", "tau", "gamma", "train_freq",
@@ -279,8 +281,9 @@ def _apply_method(method: str | None, given: dict[str, Any]) -> dict[str, Any]:
 def convert_dqn(model: DQN, *, method: str | None = None, observations: Any | None = None, env: Any | None = None,
                 num_steps: int = 32, neuron: str = "if", beta: float = 1.0, normalization: str = "data",
                 percentile: float = 99.9, normalize_output: bool = False, fixed_scale: float = 10.0,
-                encoder: str = "direct", decoder: str = "spike_count", layer_delay: bool = False,
-                n_calibration: int = 2000, calibration_epsilon: float = 0.0, seed: int | None = None) -> DQN:
+                encoder: str = "direct", readout: str = "spike_count", layer_delay: bool = False,
+                n_calibration: int = 2000, calibration_epsilon: float = 0.0, seed: int | None = None,
+                decoder: str | None = None) -> DQN:
     r"""Convert a trained ReLU ``DQN`` (``MlpPolicy``/``CnnPolicy``) into a spiking ``DQN``.
 
     Neurons are integrate-and-fire (``neuron="if"``) or leaky (``"lif"``, decay ``beta``), with
@@ -302,7 +305,7 @@ def convert_dqn(model: DQN, *, method: str | None = None, observations: Any | No
       percentile of the ANN's Q-values), which keeps the argmax but not Q's reward units;
     * ``neuron="if"``: bindsnet's ``SubtractiveResetIFNodes`` with thresh 1, reset 0, refrac 0;
     * ``encoder="direct"``: the preprocessed observation is the input layer's value every step;
-    * ``decoder="current_sum"``: :math:`Q = \sum_t I_t`, which *is* their Q, the output IF
+    * ``readout="current_sum"``: :math:`Q = \sum_t I_t`, which *is* their Q, the output IF
       neurons' spike count + final membrane (reset by subtraction, threshold 1, no lower bound:
       :math:`v_T = \sum_t I_t - n_{spikes}`);
     * ``layer_delay=True``: bindsnet's synchronous ``Network.run`` (their script's): every layer
@@ -325,7 +328,7 @@ def convert_dqn(model: DQN, *, method: str | None = None, observations: Any | No
       weights scaled by 10x, Layer 2: 100x"), the output layer as trained;
     * ``neuron="lif"``: the report gives no decay, so pass ``beta`` (default 1.0: no leak);
     * ``encoder="bernoulli"``: Poisson rate coding (inputs in [0, 1], e.g. images);
-    * ``decoder="output_spikes"``: the output layer is a layer of the same LIF neurons, Q is their
+    * ``readout="output_spikes"``: the output layer is a layer of the same LIF neurons, Q is their
       spike count over T (the action: the neuron with the most spikes, ties to the first);
     * ``normalize_output=False``, ``layer_delay=False`` (all layers within one step).
 
@@ -333,7 +336,7 @@ def convert_dqn(model: DQN, *, method: str | None = None, observations: Any | No
     ``tests/test_conversion.py`` checks our converted networks against it.
 
     The defaults (``method=None``) are Rueckauer et al.'s data normalisation with Q kept in reward
-    units: IF neurons, direct input, ``decoder="spike_count"`` (:math:`Q = \frac1T\sum_t I_t`, the
+    units: IF neurons, direct input, ``readout="spike_count"`` (:math:`Q = \frac1T\sum_t I_t`, the
     output IF neurons' spike count + final membrane divided by T), no delay, greedy calibration.
 
     :param method: ``None``, ``"tan2021"`` or ``"seed002"`` (see above and :data:`METHODS`)
@@ -350,7 +353,7 @@ def convert_dqn(model: DQN, *, method: str | None = None, observations: Any | No
         that ``fixed_scale ** l`` times hidden layer ``l``'s weights stays finite in float32
         (otherwise a ``ValueError`` gives the bound for this ANN)
     :param encoder: ``"direct"`` or ``"bernoulli"`` (rate/Poisson coding, inputs must be in [0, 1])
-    :param decoder: ``"spike_count"`` (mean output current: count + residual membrane over T),
+    :param readout: ``"spike_count"`` (mean output current: count + residual membrane over T),
         ``"current_sum"`` (summed output current: count + residual membrane),
         ``"output_spikes"`` (spiking output neurons of the hidden kind, Q = their spike count) or
         ``"membrane_max"`` / ``"membrane_mean"`` / ``"membrane_last"`` (non-leaky integrator,
@@ -361,19 +364,24 @@ def convert_dqn(model: DQN, *, method: str | None = None, observations: Any | No
         :func:`collect_observations`), in [0, 1]
     :param seed: seed of the new ``DQN`` (``None`` or an int >= 0)
     :return: a new ``DQN`` with a :class:`~snnrl_sb3.SpikingQPolicy` (a :class:`ConvertedQPolicy`
-        when ``layer_delay`` or ``decoder="output_spikes"``); the ANN's parameters are untouched
+        when ``layer_delay`` or ``readout="output_spikes"``); the ANN's parameters are untouched
         (collecting calibration data does step the ANN's env, see :func:`collect_observations`)
     :raises TypeError: for a model that is not a ``DQN`` or arguments of the wrong type
     :raises ValueError: for arguments out of range, empty or non-finite ``observations``, an ANN
         without hidden layers or converted weights that would not be finite
     """
+    if decoder is not None:  # the spelling of version 0.1: one name, readout, in every policy family now
+        warnings.warn("convert_dqn(decoder=...) is deprecated: use readout=...", DeprecationWarning, stacklevel=2)
+        if readout != "spike_count" and readout != decoder:
+            raise ValueError(f"decoder={decoder!r} conflicts with readout={readout!r}: give it once, as readout")
+        readout = decoder
     given = dict(normalization=normalization, fixed_scale=fixed_scale, neuron=neuron, encoder=encoder,
-                 decoder=decoder, normalize_output=normalize_output, layer_delay=layer_delay,
+                 readout=readout, normalize_output=normalize_output, layer_delay=layer_delay,
                  calibration_epsilon=calibration_epsilon)
     chosen = _apply_method(method, given)
     normalization, fixed_scale, neuron, encoder = (chosen[k] for k in ("normalization", "fixed_scale", "neuron",
                                                                       "encoder"))
-    decoder, normalize_output, layer_delay = chosen["decoder"], chosen["normalize_output"], chosen["layer_delay"]
+    readout, normalize_output, layer_delay = chosen["readout"], chosen["normalize_output"], chosen["layer_delay"]
     calibration_epsilon = chosen["calibration_epsilon"]
 
     layers = ann_layers(model)
@@ -391,7 +399,7 @@ def convert_dqn(model: DQN, *, method: str | None = None, observations: Any | No
                          f"percentile of the ANN's Q-values), got normalization={normalization!r}")
     check_real("fixed_scale", fixed_scale, low=0.0, low_inclusive=False)
     check_choice("encoder", encoder, ("direct", "bernoulli"))
-    check_choice("decoder", decoder, DECODERS)
+    check_choice("readout", readout, READOUTS)
     check_bool("layer_delay", layer_delay)
     check_int("n_calibration", n_calibration, low=1)
     calibration_epsilon = check_real("calibration_epsilon", calibration_epsilon, low=0.0, high=1.0)
@@ -422,7 +430,7 @@ def convert_dqn(model: DQN, *, method: str | None = None, observations: Any | No
                          f"range over [{features.min().item():.3g}, {features.max().item():.3g}]: use "
                          "encoder='direct'")
     # spike_count averages over T itself; current_sum and the spiking output take the currents as they are
-    out_scale = 1.0 if decoder in ("spike_count", "current_sum", "output_spikes") else 1.0 / num_steps
+    out_scale = 1.0 if readout in ("spike_count", "current_sum", "output_spikes") else 1.0 / num_steps
     factors = _layer_factors(layers, features, normalization, percentile, fixed_scale, out_scale, normalize_output)
     synapses = [layer for layer in layers if isinstance(layer, (nn.Linear, nn.Conv2d))]
     scaled = _scaled_synapses(synapses, factors, normalization, fixed_scale)
@@ -431,15 +439,15 @@ def convert_dqn(model: DQN, *, method: str | None = None, observations: Any | No
     hidden_linear = [layer.out_features for layer in synapses[:-1] if isinstance(layer, nn.Linear)]
     # threshold 1 and reset by subtraction (the lif neuron with beta=1 is integrate-and-fire); membrane
     # read-outs integrate without leak (beta=1); output_spikes replaces the (current_sum) read-out
-    membrane = decoder.startswith("membrane")
+    membrane = readout.startswith("membrane")
     policy_kwargs: dict[str, Any] = dict(
         net_arch=hidden_linear, num_steps=num_steps, neuron="lif", neuron_kwargs={"beta": beta, "threshold": 1.0},
-        encoder=encoder, readout="current_sum" if decoder == "output_spikes" else decoder,
+        encoder=encoder, readout="current_sum" if readout == "output_spikes" else readout,
         readout_kwargs={"beta": 1.0} if membrane else None, body="nature_cnn" if is_cnn else "mlp")
     policy_class: type[SpikingQPolicy] = SpikingQPolicy
-    if layer_delay or decoder == "output_spikes":
+    if layer_delay or readout == "output_spikes":
         policy_class = ConvertedQPolicy
-        policy_kwargs.update(layer_delay=layer_delay, output_spikes=decoder == "output_spikes")
+        policy_kwargs.update(layer_delay=layer_delay, output_spikes=readout == "output_spikes")
     if is_cnn:
         policy_kwargs["normalize_images"] = model.policy.normalize_images
     settings = {name: copy.deepcopy(getattr(model, name)) for name in _DQN_SETTINGS if hasattr(model, name)}
@@ -453,10 +461,10 @@ def convert_dqn(model: DQN, *, method: str | None = None, observations: Any | No
     assert isinstance(policy, SpikingQPolicy)  # built as one above (SB3 types it DQNPolicy)
     for policy_net in (policy.q_net, policy.q_net_target):
         spiking = policy_net.q_net
-        readout = spiking.readout
+        head = spiking.readout
         targets = [m for m in spiking.layers if isinstance(m, (nn.Linear, nn.Conv2d))]
-        if isinstance(readout, (Readout, _OutputSpikeCount)):  # else: the check below refuses it
-            targets.append(readout.linear)
+        if isinstance(head, (Readout, _OutputSpikeCount)):  # else: the check below refuses it
+            targets.append(head.linear)
         if len(targets) != len(synapses) or any(t.weight.shape != s.weight.shape for t, s in zip(targets, synapses)):
             raise ValueError("the ANN architecture does not map onto a spiking NatureCNN/MLP body "
                              f"(ANN layers {[tuple(s.weight.shape) for s in synapses]})")

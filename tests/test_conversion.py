@@ -51,7 +51,7 @@ def test_converted_q_values_approach_the_ann_as_t_grows(ann_model, calibration):
 def test_conversion_options_run_and_keep_the_ann_intact(ann_model, calibration, normalization, decoder):
     before = [p.clone() for p in ann_model.policy.parameters()]
     snn = convert_dqn(ann_model, observations=calibration, num_steps=8, normalization=normalization,
-                      decoder=decoder, neuron="lif", beta=0.95)
+                      readout=decoder, neuron="lif", beta=0.95)
     actions, _ = snn.predict(calibration[:5], deterministic=True)
     assert actions.shape == (5,)
     assert all(torch.equal(a, b) for a, b in zip(before, ann_model.policy.parameters()))
@@ -94,7 +94,7 @@ def test_unsupported_networks_are_named(calibration):
     (dict(neuron="izhikevich"), ValueError, "unknown neuron 'izhikevich'"),
     (dict(num_steps=0), ValueError, "num_steps must be >= 1"),
     (dict(encoder="bernoulli"), ValueError, "encoder='bernoulli' needs preprocessed observations in \\[0, 1\\]"),
-    (dict(decoder="argmax"), ValueError, "unknown decoder 'argmax'"),
+    (dict(readout="argmax"), ValueError, "unknown readout 'argmax'"),
 ])
 def test_bad_arguments(ann_model, calibration, kwargs, exc, match):
     with pytest.raises(exc, match=match):
@@ -329,8 +329,8 @@ def test_converted_methods_save_and_load(image_mlp_ann, tmp_path, method):
 
 def test_methods_fix_their_settings_and_refuse_conflicts(ann_model, calibration):
     assert set(METHODS) == {"tan2021", "seed002"}
-    with pytest.raises(ValueError, match=r"method='tan2021' sets decoder='current_sum', got decoder='membrane_max'"):
-        convert_dqn(ann_model, method="tan2021", observations=calibration, decoder="membrane_max")
+    with pytest.raises(ValueError, match=r"method='tan2021' sets readout='current_sum', got readout='membrane_max'"):
+        convert_dqn(ann_model, method="tan2021", observations=calibration, readout="membrane_max")
     with pytest.raises(ValueError, match=r"method='seed002' sets fixed_scale=10.0, got fixed_scale=3.0"):
         convert_dqn(ann_model, method="seed002", observations=calibration, fixed_scale=3.0)
     with pytest.raises(ValueError, match="unknown method 'tan'"):
@@ -359,3 +359,12 @@ def test_collect_observations_plays_epsilon_greedy(ann_model):
     assert not np.array_equal(noisy, greedy)
     with pytest.raises(ValueError, match="epsilon must be <= 1.0"):
         collect_observations(ann_model, n_steps=10, epsilon=1.5)
+
+
+def test_the_old_decoder_keyword_still_works_with_a_warning(ann_model, calibration):
+    with pytest.warns(DeprecationWarning, match=r"convert_dqn\(decoder=\.\.\.\) is deprecated: use readout"):
+        old = convert_dqn(ann_model, observations=calibration, num_steps=4, decoder="membrane_last", seed=0)
+    new = convert_dqn(ann_model, observations=calibration, num_steps=4, readout="membrane_last", seed=0)
+    assert old.policy.spiking_config == new.policy.spiking_config
+    with pytest.raises(ValueError, match="decoder='membrane_last' conflicts with readout='membrane_max'"):
+        convert_dqn(ann_model, observations=calibration, decoder="membrane_last", readout="membrane_max")
