@@ -9,15 +9,19 @@ the population decoder (rates, weighted sum), SB3's observation preprocessing, a
 
 Discrete-time parameters map to NIR's continuous ones as snnTorch's own exporter does, with
 ``dt = 1e-4``: :math:`\tau = dt/(1-\beta)`, :math:`R = \tau/dt`, so one Euler step of NIR's
-equation is :math:`U_t = \beta U_{t-1} + I_t`. Like snnTorch's export, reset-by-subtraction
-neurons are written with ``v_reset = 0`` (NIR has no subtractive reset). Ternary neurons have
-no NIR counterpart: exporting them raises :class:`NotImplementedError` rather than writing a
-binary neuron that would silently compute something else.
+equation is :math:`U_t = \beta U_{t-1} + I_t`. NIR's neurons reset to ``v_reset``: the LIF
+neuron with ``reset="zero"`` (and Pop-SAN's current LIF) is written exactly. NIR has no
+subtractive reset, so a network with the default ``reset="subtract"`` is refused unless the caller
+asks for the approximation (``approximate=True``: written with ``v_reset = 0``, as snnTorch's own
+exporter does, with a warning: it is a different network). Ternary neurons have no NIR
+counterpart: exporting them raises :class:`NotImplementedError` rather than writing a binary
+neuron that would silently compute something else.
 """
 
 from __future__ import annotations
 
 import itertools
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from snnrl_sb3._validation import check_bool
 from snnrl_sb3.body import SpikingNetwork
 from snnrl_sb3.coding import Readout
 from snnrl_sb3.kernels import MultiStepCurrentLeaky, MultiStepLeaky, MultiStepNeuron
@@ -45,7 +50,7 @@ def _tau(decay: float, name: str) -> float:
     return DT / (1.0 - decay)
 
 
-def _neuron_node(neuron: nn.Module, shape: tuple[int, ...]) -> Any:
+def _neuron_node(neuron: nn.Module, shape: tuple[int, ...], approximate: bool = False) -> Any:
     import nir
 
     if isinstance(neuron, MultiStepLeaky):
@@ -53,6 +58,16 @@ def _neuron_node(neuron: nn.Module, shape: tuple[int, ...]) -> Any:
             raise NotImplementedError(
                 "NIR has no ternary (-1/0/+1) neuron, so a network with ternary neurons cannot be exported; "
                 "writing it as a binary LIF would silently change what it computes. Use neuron='lif' to export.")
+        if getattr(neuron, "reset", "subtract") == "subtract":
+            if not approximate:
+                raise NotImplementedError(
+                    "NIR has no subtractive reset: this LIF neuron (reset='subtract', the default) would be written as "
+                    "one that resets to zero, a different network. Train with neuron_kwargs={'reset': 'zero'} to "
+                    "export exactly, or pass approximate=True to export the approximation anyway")
+            warnings.warn("export_nir(approximate=True): subtractive-reset LIF neurons are written with v_reset=0; "
+                          "the exported network computes something else than the policy", UserWarning, stacklevel=4)
+        if getattr(neuron, "fire", "gt") != "gt":
+            raise NotImplementedError("only LIF neurons firing on U > threshold (fire='gt') are exported")
         if neuron.beta == 1.0:
             return nir.IF(r=_arr(1.0 / DT, shape), v_threshold=_arr(neuron.threshold, shape), v_reset=_arr(0.0, shape))
         tau = _tau(neuron.beta, "beta")
@@ -104,7 +119,7 @@ def _check_input_shape(network: SpikingNetwork, input_shape: Any) -> tuple[int, 
     return shape
 
 
-def _network_graph(network: SpikingNetwork, input_shape: tuple[int, ...]) -> Any:
+def _network_graph(network: SpikingNetwork, input_shape: tuple[int, ...], approximate: bool = False) -> Any:
     if type(network).spike_trains is not SpikingNetwork.spike_trains:
         raise NotImplementedError(f"{type(network).__name__} runs its layers on another schedule than a plain "
                                   "SpikingNetwork (e.g. convert_dqn's layer_delay); its NIR graph would compute a "
@@ -134,7 +149,7 @@ def _network_graph(network: SpikingNetwork, input_shape: tuple[int, ...]) -> Any
                                      end_dim=layer.end_dim if layer.end_dim < 0 else layer.end_dim - 1)
             probe = layer(probe)
         elif isinstance(layer, MultiStepNeuron):
-            nodes[key] = _neuron_node(layer, shape)
+            nodes[key] = _neuron_node(layer, shape, approximate)
         else:
             raise NotImplementedError(f"no NIR node for layer {name} of type {type(layer).__name__}")
         order.append(key)
@@ -164,7 +179,8 @@ def _network_graph(network: SpikingNetwork, input_shape: tuple[int, ...]) -> Any
                                   "decoder": decoder, "exporter": "snnrl_sb3"})
 
 
-def export_nir(model: nn.Module, path: str | Path | None = None, *, input_shape: tuple[int, ...] | None = None) -> Any:
+def export_nir(model: nn.Module, path: str | Path | None = None, *, input_shape: tuple[int, ...] | None = None,
+               approximate: bool = False) -> Any:
     """Export the spiking network of a policy (or a SpikingNetwork) to a ``nir.NIRGraph``.
 
     :param model: an SB3 policy holding exactly one spiking network outside its target
@@ -173,8 +189,11 @@ def export_nir(model: nn.Module, path: str | Path | None = None, *, input_shape:
     :param input_shape: per-sample input shape of the spiking core (what the first synaptic layer
         takes: ``(in_features,)`` for a Linear layer, ``(channels, height, width)`` for a Conv2d);
         inferred when omitted, required for convolutional inputs
+    :param approximate: write subtractive-reset LIF neurons as NIR's reset-to-zero LIF (a different
+        network, with a warning) instead of refusing them
     :raises ValueError: for an ``input_shape`` the network cannot take
-    :raises NotImplementedError: for ternary neurons (NIR has no ternary neuron) and layers
+    :raises NotImplementedError: for ternary neurons (NIR has no ternary neuron), subtractive-reset
+        LIF neurons without ``approximate=True`` (NIR has no subtractive reset) and layers
         without a NIR counterpart
     """
     import nir
@@ -193,7 +212,7 @@ def export_nir(model: nn.Module, path: str | Path | None = None, *, input_shape:
             raise ValueError(f"input_shape is required for a convolutional network: (channels={first.in_channels}, "
                              "height, width), e.g. (4, 84, 84)")
         input_shape = (first.in_features,)
-    graph = _network_graph(network, _check_input_shape(network, input_shape))
+    graph = _network_graph(network, _check_input_shape(network, input_shape), check_bool("approximate", approximate))
     if path is not None:
         nir.write(str(path), graph)
     return graph

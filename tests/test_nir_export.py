@@ -9,7 +9,8 @@ from snnrl_sb3.nir_export import DT, export_nir  # noqa: E402
 
 
 def test_binary_mlp_round_trip(tmp_path):
-    net = spiking_mlp(4, [16, 8], 2, num_steps=5, neuron="lif", neuron_kwargs={"beta": 0.8, "threshold": 1.5})
+    net = spiking_mlp(4, [16, 8], 2, num_steps=5, neuron="lif",
+                      neuron_kwargs={"beta": 0.8, "threshold": 1.5, "reset": "zero"})
     export_nir(net, tmp_path / "net.nir")
     graph = nir.read(tmp_path / "net.nir")
     assert set(graph.nodes) == {"input", "layers_0", "layers_1", "layers_2", "layers_3", "readout_linear",
@@ -21,19 +22,21 @@ def test_binary_mlp_round_trip(tmp_path):
     np.testing.assert_allclose(1 - DT / lif.tau, 0.8, rtol=1e-5)
     np.testing.assert_allclose(lif.r * DT / lif.tau, 1.0, rtol=1e-5)
     np.testing.assert_allclose(lif.v_threshold, 1.5)
+    np.testing.assert_allclose(lif.v_reset, 0.0)  # exact: the neuron resets to zero
     assert isinstance(graph.nodes["readout"], nir.LI)
     assert {("input", "layers_0"), ("readout", "output")} <= set(map(tuple, graph.edges))
 
 
 def test_integrate_and_fire_and_current_lif_nodes():
-    g = export_nir(spiking_mlp(3, [4], 2, neuron="lif", neuron_kwargs={"beta": 1.0}, readout="spike_count"))
+    g = export_nir(spiking_mlp(3, [4], 2, neuron="lif", neuron_kwargs={"beta": 1.0, "reset": "zero"},
+                               readout="spike_count"))
     assert isinstance(g.nodes["layers_1"], nir.IF) and isinstance(g.nodes["readout"], nir.I)
     g = export_nir(spiking_mlp(3, [4], 2, neuron="current_lif"))
     assert isinstance(g.nodes["layers_1"], nir.CubaLIF)
 
 
 def test_cnn_export_needs_and_uses_input_shape(tmp_path):
-    net = spiking_nature_cnn(2, (36, 36), 32, 3, num_steps=2, neuron="lif")
+    net = spiking_nature_cnn(2, (36, 36), 32, 3, num_steps=2, neuron="lif", neuron_kwargs={"reset": "zero"})
     with pytest.raises(ValueError, match="input_shape is required"):
         export_nir(net)
     export_nir(net, tmp_path / "cnn.nir", input_shape=(2, 36, 36))
@@ -52,8 +55,8 @@ def test_population_actor_exports_its_spiking_core(tmp_path):
 
     from snnrl_sb3 import PopSpikingTD3Policy
 
-    model = TD3(PopSpikingTD3Policy, "Pendulum-v1", policy_kwargs=dict(neuron="lif", net_arch=[16, 16],
-                                                                 encoder_kwargs={"pop_dim": 4}))
+    model = TD3(PopSpikingTD3Policy, "Pendulum-v1", policy_kwargs=dict(neuron="lif", neuron_kwargs={"reset": "zero"},
+                                                                 net_arch=[16, 16], encoder_kwargs={"pop_dim": 4}))
     export_nir(model.policy, tmp_path / "actor.nir")
     graph = nir.read(tmp_path / "actor.nir")
     first = graph.nodes["encoder_synapse"]
@@ -69,7 +72,8 @@ def test_input_shape_is_checked_against_the_network():
 
     from snnrl_sb3 import SpikingQPolicy
 
-    policy = DQN(SpikingQPolicy, "CartPole-v1", policy_kwargs=dict(neuron="lif", net_arch=[8])).policy
+    policy = DQN(SpikingQPolicy, "CartPole-v1",
+                 policy_kwargs=dict(neuron="lif", neuron_kwargs={"reset": "zero"}, net_arch=[8])).policy
     with pytest.raises(ValueError, match=r"input_shape must be \(4,\) for this network \(its first synaptic layer, "
                                          r"layers.0, takes 4 input features\), got \(7,\)"):
         export_nir(policy, input_shape=(7,))  # used to fail with a matmul shape error
@@ -79,7 +83,7 @@ def test_input_shape_is_checked_against_the_network():
     with pytest.raises(TypeError, match=r"model must be a torch\.nn\.Module .*, got DQN; for an SB3 model, pass "
                                         r"its \.policy"):
         export_nir(DQN(SpikingQPolicy, "CartPole-v1"))
-    cnn = spiking_nature_cnn(2, (36, 36), 32, 3, num_steps=2, neuron="lif")
+    cnn = spiking_nature_cnn(2, (36, 36), 32, 3, num_steps=2, neuron="lif", neuron_kwargs={"reset": "zero"})
     with pytest.raises(ValueError, match=r"input_shape must be \(channels, height, width\) with 2 channels .*, "
                                          r"got \(3, 36, 36\)"):
         export_nir(cnn, input_shape=(3, 36, 36))
@@ -99,7 +103,7 @@ def test_non_decaying_current_lif_refuses_to_export():
 def test_readout_input_scale_and_current_sum_are_exported(tmp_path):
     from snnrl_sb3.coding import Readout
 
-    net = spiking_mlp(4, [8], 2, num_steps=3, neuron="lif", readout="membrane_max")
+    net = spiking_mlp(4, [8], 2, num_steps=3, neuron="lif", neuron_kwargs={"reset": "zero"}, readout="membrane_max")
     net.readout = Readout(8, 2, "membrane_max", beta=0.5, input_scale=0.5)
     graph = export_nir(net)
     np.testing.assert_allclose(graph.nodes["readout"].r, 0.5 * graph.nodes["readout"].tau / DT)
@@ -116,3 +120,16 @@ def test_a_network_on_another_schedule_is_refused():
     delayed = _DelayedSpikingNetwork(list(plain.layers), plain.readout, 3, plain.encoder)
     with pytest.raises(NotImplementedError, match="_DelayedSpikingNetwork runs its layers on another schedule"):
         export_nir(delayed)
+
+
+def test_subtractive_reset_is_refused_unless_the_approximation_is_asked_for():
+    net = spiking_mlp(4, [8], 2, num_steps=3, neuron="lif")  # reset="subtract", the default
+    with pytest.raises(NotImplementedError, match="NIR has no subtractive reset.*neuron_kwargs=\\{'reset': 'zero'\\}"):
+        export_nir(net)
+    with pytest.warns(UserWarning, match="subtractive-reset LIF neurons are written with v_reset=0"):
+        graph = export_nir(net, approximate=True)
+    np.testing.assert_allclose(graph.nodes["layers_1"].v_reset, 0.0)
+    with pytest.raises(TypeError, match="approximate must be a bool"):
+        export_nir(net, approximate="yes")
+    with pytest.raises(NotImplementedError, match="fire='gt'"):
+        export_nir(spiking_mlp(4, [8], 2, neuron="lif", neuron_kwargs={"reset": "zero", "fire": "ge"}))
