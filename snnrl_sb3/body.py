@@ -30,6 +30,15 @@ MINATAR_CNN_ARCH = ((16, 3, 1),)
 #: larger value is a typo that would otherwise run for minutes or exhaust memory.
 MAX_NUM_STEPS = 4096
 
+def check_num_steps(value: Any) -> int:
+    """``num_steps`` as an int in ``[1, MAX_NUM_STEPS]``."""
+    num_steps = check_int("num_steps", value, low=1)
+    if num_steps > MAX_NUM_STEPS:
+        raise ValueError(f"num_steps must be <= {MAX_NUM_STEPS} (each forward loops over T steps and keeps "
+                         f"T * batch * width activations), got {num_steps}")
+    return num_steps
+
+
 #: A neuron kind's name (built with ``neuron_kwargs``) or a factory returning a fresh neuron layer.
 NeuronSpec = str | Callable[[], MultiStepNeuron]
 
@@ -52,10 +61,7 @@ class SpikingNetwork(nn.Module):
     def __init__(self, layers: Sequence[nn.Module], readout: nn.Module | None, num_steps: int,
                  encoder: Encoder | None = None) -> None:
         super().__init__()
-        self.num_steps = check_int("num_steps", num_steps, low=1)
-        if self.num_steps > MAX_NUM_STEPS:
-            raise ValueError(f"num_steps must be <= {MAX_NUM_STEPS} (each forward loops over T steps and keeps "
-                             f"T * batch * width activations), got {num_steps}")
+        self.num_steps = check_num_steps(num_steps)
         self.encoder = DirectEncoder() if encoder is None else encoder
         self.layers = nn.ModuleList(layers)
         self.readout = readout

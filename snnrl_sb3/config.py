@@ -36,7 +36,6 @@ choice.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import warnings
 from collections.abc import Mapping
@@ -44,7 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
 from snnrl_sb3._validation import MAX_SEED, check_choice, check_int, check_real, check_seed
-from snnrl_sb3.body import MAX_NUM_STEPS
+from snnrl_sb3.body import MAX_NUM_STEPS, check_num_steps
 from snnrl_sb3.coding import DETERMINISTIC_NOISE
 from snnrl_sb3.kernels import BACKENDS, NEURONS, MultiStepNeuron, make_neuron, neuron_parameters
 from snnrl_sb3.surrogate import make_surrogate
@@ -276,10 +275,7 @@ class SpikingConfig:
     def __post_init__(self) -> None:
         family = FAMILIES[check_choice("family", self.family, FAMILIES)]
         set_ = object.__setattr__  # frozen: normalised values are written once, here
-        num_steps = check_int("num_steps", self.num_steps, low=1)
-        if num_steps > MAX_NUM_STEPS:
-            raise ValueError(f"num_steps must be <= {MAX_NUM_STEPS} (each forward loops over T steps and keeps "
-                             f"T * batch * width activations), got {num_steps}")
+        num_steps = check_num_steps(self.num_steps)
         set_(self, "num_steps", num_steps)
         check_choice("neuron", self.neuron, NEURONS)
         neuron_kwargs = _dict("neuron_kwargs", self.neuron_kwargs)
@@ -328,10 +324,6 @@ class SpikingConfig:
             value = copy.deepcopy(getattr(self, name))
             out[name] = value if value != {} else None
         return out
-
-    def replace(self, **changes: Any) -> SpikingConfig:
-        """A copy with some fields changed (validated again)."""
-        return dataclasses.replace(self, **changes)
 
     # ---- builders: every network of the policy is built from the same values ----
 

@@ -162,7 +162,7 @@ class PopulationEncoder(Encoder):
     Observations far outside the receptive fields (more than :data:`SATURATION_STDS` field
     standard deviations beyond the outermost one) all encode to the same near-silent spikes: the
     first such batch raises a :class:`UserWarning` (normalise them, e.g. with ``VecNormalize``,
-    or widen ``mean_range``).
+    or widen ``mean_range``). The check runs on no-grad calls (acting, evaluation) until it warns.
     """
 
     static = False
@@ -201,7 +201,9 @@ class PopulationEncoder(Encoder):
         """Receptive-field activations :math:`A` in (0, 1], ``[B, obs_dim * pop_dim]``."""
         if obs.dim() != 2 or obs.shape[1] != self.obs_dim:
             raise ValueError(f"PopulationEncoder expects observations [B, {self.obs_dim}], got {tuple(obs.shape)}")
-        if not self._warned_saturation:
+        # acting and evaluation (no grad) see what the environment emits; training batches are replays of those,
+        # so the gradient path, the hot one, skips the check
+        if not self._warned_saturation and not torch.is_grad_enabled():
             self._warn_if_saturated(obs)
         # Pop-SAN's expression and rounding order: exp((-1/2 (s - mu)^2) / sigma^2)
         return torch.exp(-0.5 * (obs.unsqueeze(-1) - self.mean).square() / self.std.square()).flatten(1)

@@ -324,5 +324,9 @@ def test_population_actor_warns_when_observations_leave_its_receptive_fields():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         model.predict(np.array([0.5, -0.5], dtype=np.float32), deterministic=True)  # inside (-3, 3): silent
+    far = np.array([[-100.0, 0.0], [100.0, 0.0], [1e4, 0.0]], dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.actor(torch.as_tensor(far))  # the gradient path (training on replays) skips the check
     with pytest.warns(UserWarning, match="fall outside the receptive fields"):
-        model.predict(np.array([[-100.0, 0.0], [100.0, 0.0], [1e4, 0.0]], dtype=np.float32), deterministic=True)
+        model.predict(far, deterministic=True)

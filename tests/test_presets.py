@@ -30,6 +30,21 @@ def q_model(preset, env=None, **kwargs):
                            buffer_size=10)
 
 
+def _reload_in_a_fresh_process(algo, model, tmp_path, run_fresh):
+    """Save ``model``, load it in a fresh process; assert identical deterministic actions there and return
+    ``(actions, spiking_preset, actor_lr_ratio or None)`` of the loaded model."""
+    obs = np.stack([model.observation_space.sample() for _ in range(4)])
+    np.save(tmp_path / "obs.npy", obs)
+    model.save(tmp_path / "m.zip")
+    script = (f"import sys, json, numpy as np\nfrom stable_baselines3 import {algo}\nm = {algo}.load(sys.argv[1])\n"
+              "print('RESULT' + json.dumps([m.predict(np.load(sys.argv[2]), deterministic=True)[0].tolist(), "
+              "m.policy.spiking_preset, getattr(m.policy, 'actor_lr_ratio', None)]))")
+    out = run_fresh(script, str(tmp_path / "m.zip"), str(tmp_path / "obs.npy"))
+    actions, preset, ratio = json.loads(out.split("RESULT", 1)[1].splitlines()[0])
+    assert actions == model.predict(obs, deterministic=True)[0].tolist()
+    return actions, preset, ratio
+
+
 def test_every_seed_system_has_a_preset():
     assert Q_PRESETS == ["datsqn", "dsqn", "dsqn_binary", "dtsqn"]
     assert POP_PRESETS == ["mdcsan", "popsan"]
@@ -102,15 +117,7 @@ def test_datsqn_evaluates_with_fresh_bernoulli_noise():
 def test_presets_save_and_load_identically_in_a_fresh_process(name, tmp_path, run_fresh):
     model = q_model(name, num_steps=2, encoder_kwargs={"deterministic_noise": "frozen"}
                     if PRESETS[name].kwargs["encoder"] == "bernoulli" else None)
-    obs = np.stack([model.observation_space.sample() for _ in range(4)])
-    np.save(tmp_path / "obs.npy", obs)
-    model.save(tmp_path / "m.zip")
-    script = ("import sys, json, numpy as np\nfrom stable_baselines3 import DQN\nm = DQN.load(sys.argv[1])\n"
-              "print('RESULT' + json.dumps([m.predict(np.load(sys.argv[2]), deterministic=True)[0].tolist(), "
-              "m.policy.spiking_preset]))")
-    actions, preset = json.loads(run_fresh(script, str(tmp_path / "m.zip"), str(tmp_path / "obs.npy"))
-                                 .split("RESULT", 1)[1].splitlines()[0])
-    assert actions == model.predict(obs, deterministic=True)[0].tolist()
+    preset = _reload_in_a_fresh_process("DQN", model, tmp_path, run_fresh)[1]
     assert preset == name
 
 
@@ -149,13 +156,5 @@ def test_an_unreadable_saved_configuration_is_refused():
 def test_population_presets_save_and_load_identically_in_a_fresh_process(name, tmp_path, run_fresh):
     model = make_tiny_model("TD3", {"preset": name, "net_arch": [8]})
     model.learn(30)
-    obs = np.stack([model.observation_space.sample() for _ in range(4)])
-    np.save(tmp_path / "obs.npy", obs)
-    model.save(tmp_path / "m.zip")
-    script = ("import sys, json, numpy as np\nfrom stable_baselines3 import TD3\nm = TD3.load(sys.argv[1])\n"
-              "print('RESULT' + json.dumps([m.predict(np.load(sys.argv[2]), deterministic=True)[0].tolist(), "
-              "m.policy.spiking_preset, m.policy.actor_lr_ratio]))")
-    actions, preset, ratio = json.loads(run_fresh(script, str(tmp_path / "m.zip"), str(tmp_path / "obs.npy"))
-                                        .split("RESULT", 1)[1].splitlines()[0])
-    assert actions == model.predict(obs, deterministic=True)[0].tolist()
+    preset, ratio = _reload_in_a_fresh_process("TD3", model, tmp_path, run_fresh)[1:]
     assert (preset, ratio) == (name, 0.1)

@@ -38,11 +38,6 @@ RTOL = 1e-5
 
 ATARI_NAMES = ("datsqn", "dtsqn", "dsqn_binary", "dsqn")
 
-def _cases(test: str, names=ATARI_NAMES) -> list:
-    """The presets a test runs over (the gaps these tests found have all been closed; see the README)."""
-    return list(names)
-
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
@@ -403,7 +398,7 @@ def test_preset_architecture_and_init_match_reference(name):
         assert all(neg is None for neg in negs)
 
 
-@pytest.mark.parametrize("name", _cases("forward"))
+@pytest.mark.parametrize("name", ATARI_NAMES)
 def test_preset_spikes_and_q_over_time_match_reference(name):
     model, net, ref = _paired(name)
     q_net = model.policy.q_net
@@ -469,7 +464,7 @@ def _td_loss_backward(name: str):
     return net, ref
 
 
-@pytest.mark.parametrize("name", _cases("gradients"))
+@pytest.mark.parametrize("name", ATARI_NAMES)
 def test_preset_td_loss_gradients_match_reference(name):
     net, ref = _td_loss_backward(name)
     ours = plain_grads_from_ours(net, with_neg=name == "datsqn")
@@ -480,7 +475,7 @@ def test_preset_td_loss_gradients_match_reference(name):
         _close(ours[key], theirs[key], f"dL/d{key}")
 
 
-@pytest.mark.parametrize("name", _cases("theta_step", ["datsqn"]))
+@pytest.mark.parametrize("name", ["datsqn"])
 def test_datsqn_preset_trains_theta_minus_like_reference(name):
     """One Adam step (lr 0.1, large enough to show a reparametrisation) moves θ⁻ as the reference's does."""
     net, ref = _td_loss_backward(name)
@@ -517,7 +512,7 @@ def test_bernoulli_presets_rate_code_frame_over_255_with_fresh_noise_when_greedy
     assert float((rate - p).mean().abs()) < 0.005  # Bernoulli(p) on average over 28k pixels
 
 
-@pytest.mark.parametrize("name", _cases("input", ["dsqn"]))
+@pytest.mark.parametrize("name", ["dsqn"])
 def test_dsqn_preset_feeds_the_frame_over_256_at_every_step(name):
     """spikingjelly's example divides the frame by 256 (utils/common.py l.512-513), not SB3's 255."""
     model = _preset_model(name)

@@ -174,8 +174,7 @@ class CurrentLeakyKernel(torch.autograd.Function):
     def forward(ctx: Any, x: Tensor, current_decay: float, volt_decay: float, threshold: float,
                 surrogate: Surrogate, backend: str = "eager") -> Tensor:
         args = (x.detach(), current_decay, volt_decay, threshold)
-        out = _FORWARD_COMPILED(*args) if backend == "compile" else None
-        spikes, volt, keep = current_leaky_forward_eager(*args) if out is None else out
+        spikes, volt, keep = _FORWARD_COMPILED.run(backend, current_leaky_forward_eager, *args)
         ctx.save_for_backward(volt, keep)
         ctx.params = (current_decay, volt_decay, threshold, surrogate, backend)
         return spikes
@@ -185,8 +184,7 @@ class CurrentLeakyKernel(torch.autograd.Function):
         volt, keep = ctx.saved_tensors
         current_decay, volt_decay, threshold, surrogate, backend = ctx.params
         args = (volt, keep, grad_spikes, current_decay, volt_decay, threshold, surrogate)
-        out = _BACKWARD_COMPILED(*args) if backend == "compile" else None
-        return (current_leaky_backward_eager(*args) if out is None else out), None, None, None, None, None
+        return _BACKWARD_COMPILED.run(backend, current_leaky_backward_eager, *args), None, None, None, None, None
 
 
 class MultiStepCurrentLeaky(MultiStepNeuron):

@@ -234,8 +234,7 @@ class DynamicKernel(torch.autograd.Function):
     def forward(ctx: Any, x: Tensor, constants: tuple[float, float, float, float, float, float], surrogate: Surrogate,
                 backend: str = "eager") -> Tensor:
         x = x.detach()
-        out = _FORWARD_COMPILED(x, *constants) if backend == "compile" else None
-        spikes, volt, volt_hat = dynamic_forward_eager(x, *constants) if out is None else out
+        spikes, volt, volt_hat = _FORWARD_COMPILED.run(backend, dynamic_forward_eager, x, *constants)
         ctx.save_for_backward(volt, volt_hat, spikes)
         ctx.params = (constants, surrogate, backend)
         return spikes
@@ -245,8 +244,7 @@ class DynamicKernel(torch.autograd.Function):
         volt, volt_hat, spikes = ctx.saved_tensors
         constants, surrogate, backend = ctx.params
         args = (volt, volt_hat, spikes, grad_spikes, *constants, surrogate)
-        out = _BACKWARD_COMPILED(*args) if backend == "compile" else None
-        return (dynamic_backward_eager(*args) if out is None else out), None, None, None
+        return _BACKWARD_COMPILED.run(backend, dynamic_backward_eager, *args), None, None, None
 
 
 class MultiStepDynamic(MultiStepNeuron):

@@ -531,8 +531,7 @@ class LeakyZeroKernel(torch.autograd.Function):
     def forward(ctx: Any, x: Tensor, beta: float, threshold: float, inclusive: bool, surrogate: Surrogate,
                 backend: str = "eager") -> Tensor:
         args = (x.detach(), beta, threshold, inclusive)
-        out = _ZERO_FORWARD_COMPILED(*args) if backend == "compile" else None
-        spikes, mem, keep = leaky_zero_forward_eager(*args) if out is None else out
+        spikes, mem, keep = _ZERO_FORWARD_COMPILED.run(backend, leaky_zero_forward_eager, *args)
         ctx.save_for_backward(mem, keep)
         ctx.params = (beta, threshold, surrogate, backend)
         return spikes
@@ -542,8 +541,7 @@ class LeakyZeroKernel(torch.autograd.Function):
         mem, keep = ctx.saved_tensors
         beta, threshold, surrogate, backend = ctx.params
         args = (mem, keep, grad_spikes, beta, threshold, surrogate)
-        out = _ZERO_BACKWARD_COMPILED(*args) if backend == "compile" else None
-        return (leaky_zero_backward_eager(*args) if out is None else out), None, None, None, None, None
+        return _ZERO_BACKWARD_COMPILED.run(backend, leaky_zero_backward_eager, *args), None, None, None, None, None
 
 
 class MultiStepLeaky(MultiStepNeuron):

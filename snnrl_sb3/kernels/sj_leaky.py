@@ -204,8 +204,7 @@ class SJLeakyKernel(torch.autograd.Function):
     def forward(ctx: Any, x: Tensor, tau: float, threshold: float, zero_reset: bool, inclusive: bool,
                 surrogate: Surrogate, backend: str = "eager") -> Tensor:
         args = (x.detach(), tau, threshold, zero_reset, inclusive)
-        out = _FORWARD_COMPILED(*args) if backend == "compile" else None
-        spikes, charged, keep = sj_leaky_forward_eager(*args) if out is None else out
+        spikes, charged, keep = _FORWARD_COMPILED.run(backend, sj_leaky_forward_eager, *args)
         ctx.save_for_backward(charged, keep)
         ctx.params = (tau, threshold, surrogate, backend)
         return spikes
@@ -215,8 +214,7 @@ class SJLeakyKernel(torch.autograd.Function):
         charged, keep = ctx.saved_tensors
         tau, threshold, surrogate, backend = ctx.params
         args = (charged, keep, grad_spikes, tau, threshold, surrogate)
-        out = _BACKWARD_COMPILED(*args) if backend == "compile" else None
-        return (sj_leaky_backward_eager(*args) if out is None else out), None, None, None, None, None, None
+        return _BACKWARD_COMPILED.run(backend, sj_leaky_backward_eager, *args), None, None, None, None, None, None
 
 
 class MultiStepSJLeaky(MultiStepNeuron):
