@@ -158,3 +158,20 @@ def test_population_presets_save_and_load_identically_in_a_fresh_process(name, t
     model.learn(30)
     preset, ratio = _reload_in_a_fresh_process("TD3", model, tmp_path, run_fresh)[1:]
     assert (preset, ratio) == (name, 0.1)
+
+
+def test_bias_free_synapses_and_image_scale_are_validated_and_saved(tmp_path):
+    model = q_model("dsqn", num_steps=2, bias=False)
+    names = [n for n, _ in model.q_net.named_parameters()]
+    assert names and not [n for n in names if n.endswith("bias")]  # DSQN's paper: no bias anywhere
+    params = model.policy._get_constructor_parameters()
+    assert (params["bias"], params["image_scale"], params["normalize_images"]) == (False, 1 / 256, False)
+    model.policy.save(tmp_path / "p.zip")
+    loaded = type(model.policy).load(tmp_path / "p.zip")
+    assert not [n for n, _ in loaded.q_net.named_parameters() if n.endswith("bias")]
+    with pytest.raises(TypeError, match="bias must be a bool"):
+        q_model("dsqn", bias="no")
+    with pytest.raises(ValueError, match="image_scale must be <= 1.0"):
+        q_model("dsqn", image_scale=2.0)
+    with pytest.raises(ValueError, match="image_scale applies to the convolutional bodies"):
+        make_tiny_model("DQN", {"image_scale": 0.5, "net_arch": [8]})
