@@ -64,6 +64,7 @@ __all__ += ["PopulationDecoder", "PopulationEncoder", "PopSpikingSACPolicy", "Po
 
 # --- spiking Q-networks for stock SB3 DQN / sb3-contrib QR-DQN ---
 from snnrl_sb3.dqn import (  # noqa: E402
+    MinAtarCNN,
     SpikingCnnQPolicy,
     SpikingCnnQRDQNPolicy,
     SpikingQNetwork,
@@ -72,7 +73,7 @@ from snnrl_sb3.dqn import (  # noqa: E402
     SpikingQuantileNetwork,
 )
 
-__all__ += ["SpikingCnnQPolicy", "SpikingCnnQRDQNPolicy", "SpikingQNetwork", "SpikingQPolicy",
+__all__ += ["MinAtarCNN", "SpikingCnnQPolicy", "SpikingCnnQRDQNPolicy", "SpikingQNetwork", "SpikingQPolicy",
             "SpikingQRDQNPolicy", "SpikingQuantileNetwork"]
 
 # --- conversion, spike statistics, energy, NIR export ---

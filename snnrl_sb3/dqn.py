@@ -122,6 +122,28 @@ class ImageInput(BaseFeaturesExtractor):
         return observations.permute(0, 3, 1, 2) if self.channels_last else observations
 
 
+class MinAtarCNN(BaseFeaturesExtractor):
+    """The ANN MinAtar DQN body (Young & Tian, 2019): conv 16@3x3 stride 1 -> ReLU -> FC
+    ``features_dim`` -> ReLU, for the ANN baselines of the spiking ``small_cnn`` body
+    (``DQN("MlpPolicy", env, policy_kwargs=dict(features_extractor_class=MinAtarCNN, net_arch=[]))``
+    is the paper's network). Channels-last observations (MinAtar's 10x10xC grids) are permuted."""
+
+    def __init__(self, observation_space: spaces.Box, features_dim: int = 128) -> None:
+        image = ImageInput(observation_space)
+        channels, height, width = image.image_shape
+        (out, kernel, stride), = MINATAR_CNN_ARCH
+        if min(height, width) < kernel:
+            raise ValueError(f"MinAtarCNN needs images of at least {kernel}x{kernel}, got {height}x{width}")
+        super().__init__(observation_space, check_int("features_dim", features_dim, low=1))
+        self.image = image
+        flat = out * ((height - kernel) // stride + 1) * ((width - kernel) // stride + 1)
+        self.net = nn.Sequential(nn.Conv2d(channels, out, kernel, stride=stride), nn.ReLU(), nn.Flatten(),
+                                 nn.Linear(flat, features_dim), nn.ReLU())
+
+    def forward(self, observations: th.Tensor) -> th.Tensor:
+        return self.net(self.image(observations.float()))
+
+
 class DuelingReadout(nn.Module):
     r"""Dueling read-out (Wang et al., 2016) on spike trains: two :class:`~snnrl_sb3.Readout` heads,
     :math:`Q = V + A - \mathrm{mean}_a A`, per quantile when ``n_quantiles > 1``.

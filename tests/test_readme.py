@@ -35,10 +35,11 @@ TINY = {
     "-m rl_zoo3.train": ["-n", "300", "--log-folder", "{tmp}/logs", "--eval-freq", "-1", "--hyperparams",
                          "learning_starts:100", "train_freq:64", "gradient_steps:2", "buffer_size:1000"],
     "-m rl_zoo3.enjoy": ["--folder", "{tmp}/logs", "-n", "20"],
+    "-m snnrl_sb3.studies": ["--results", "{tmp}/studies"],  # the smoke study is CI-sized as shipped
 }
 #: Optional packages a command needs (its extra); the test is skipped without them.
 NEEDS = {"examples/dqn_minatar.py": "minatar", "examples/dqn_atari.py": "ale_py", "-m rl_zoo3.train": "rl_zoo3",
-         "-m rl_zoo3.enjoy": "rl_zoo3"}
+         "-m rl_zoo3.enjoy": "rl_zoo3", "-m snnrl_sb3.studies": "rliable"}
 
 
 def readme_commands() -> list[str]:
