@@ -405,3 +405,23 @@ def test_randomised_state_dict_round_trip_is_consistent():
     obs = sample_obs(model, 6)
     assert clone.q_net.q_net.encoder.seed == model.q_net.q_net.encoder.seed
     assert clone.predict(obs, deterministic=True)[0].tolist() == model.predict(obs, deterministic=True)[0].tolist()
+
+
+def test_minatar_cnn_is_the_papers_ann_body():
+    """conv 16@3x3 stride 1 -> ReLU -> FC 128 -> ReLU over channels-last 10x10xC grids."""
+    from gymnasium import spaces as gym_spaces
+
+    from snnrl_sb3 import MinAtarCNN
+
+    space = gym_spaces.Box(0, 1, (10, 10, 4), dtype=bool)
+    body = MinAtarCNN(space)
+    conv, _, _, fc, _ = body.net
+    assert (conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride) == (4, 16, (3, 3), (1, 1))
+    assert (fc.in_features, fc.out_features, body.features_dim) == (16 * 8 * 8, 128, 128)
+    obs = torch.rand(5, 10, 10, 4) > 0.5
+    expected = body.net(obs.float().permute(0, 3, 1, 2))
+    assert torch.equal(body(obs), expected)
+    with pytest.raises(ValueError, match="features_dim"):
+        MinAtarCNN(space, features_dim=0)
+    with pytest.raises(ValueError, match="at least 3x3"):
+        MinAtarCNN(gym_spaces.Box(0, 1, (2, 2, 4), dtype=bool))
