@@ -80,6 +80,7 @@ __all__ += ["MinAtarCNN", "SpikingCnnQPolicy", "SpikingCnnQRDQNPolicy", "Spiking
 from snnrl_sb3.conversion import convert_dqn  # noqa: E402
 from snnrl_sb3.energy import estimate_energy  # noqa: E402
 from snnrl_sb3.nir_export import export_nir  # noqa: E402
+from snnrl_sb3.nir_verify import verify_nir  # noqa: E402
 from snnrl_sb3.stats import SpikeStatsCallback  # noqa: E402
 
-__all__ += ["SpikeStatsCallback", "convert_dqn", "estimate_energy", "export_nir"]
+__all__ += ["SpikeStatsCallback", "convert_dqn", "estimate_energy", "export_nir", "verify_nir"]

@@ -35,7 +35,8 @@ TINY = {
     "-m rl_zoo3.train": ["-n", "300", "--log-folder", "{tmp}/logs", "--eval-freq", "-1", "--hyperparams",
                          "learning_starts:100", "train_freq:64", "gradient_steps:2", "buffer_size:1000"],
     "-m rl_zoo3.enjoy": ["--folder", "{tmp}/logs", "-n", "20"],
-    "-m snnrl_sb3.studies": ["--results", "{tmp}/studies"],  # the smoke study is CI-sized as shipped
+    "-m snnrl_sb3.studies": ["--results", "{tmp}/studies"],
+    "examples/deploy_nir.py": ["--total-timesteps", "300", "--no-progress-bar"],  # the smoke study is CI-sized as shipped
 }
 #: Optional packages a command needs (its extra); the test is skipped without them.
 NEEDS = {"examples/dqn_minatar.py": "minatar", "examples/dqn_atari.py": "ale_py", "-m rl_zoo3.train": "rl_zoo3",
@@ -71,7 +72,7 @@ def test_the_first_two_commands_set_up_and_test():
     blocks = re.findall(r"```bash\n(.*?)```", README, re.S)
     assert blocks[0].strip() == 'pip install torch==2.13.0 && pip install -e ".[extra]" && python examples/dqn_cartpole.py'
     assert blocks[1].strip() == ('pip install torch==2.13.0 && pip install -e ".[test]" && '
-                                 'pip install --no-deps "spikingjelly==2.0.0" && python -m pytest -q')
+                                 'pip install --no-deps "spikingjelly==2.0.0" "norse==1.1.0" && python -m pytest -q')
 
 
 def tiny_args(command: str, tmp_path: Path) -> list[str]:
