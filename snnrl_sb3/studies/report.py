@@ -202,7 +202,9 @@ def write_report(study: Study, out: Path, progress: dict[str, dict[str, int]] | 
     lines += [f"{study.algo.upper()}, {format_steps(study.budget)} environment steps per run, evaluation every "
               f"{format_steps(study.eval.freq)} steps over {study.eval.episodes} episodes "
               f"({'greedy' if study.eval.deterministic else 'stochastic'}); seeds {list(study.seeds)}; "
-              f"{len(records)} of {len(study.cells())} runs finished.", ""]
+              f"{len(records)} of {len(study.cells())} runs finished, "
+              f"{sum(r.get('wall_seconds', 0.0) for r in records) / 3600:.2f} CPU-process hours in all "
+              f"(wall time of the finished runs, evaluations included).", ""]
     if progress is not None:
         lines += ["## Progress", "", _table(["variant", *next(iter(progress.values())).keys()],
                                             [[v, *map(str, row.values())] for v, row in progress.items()]), ""]

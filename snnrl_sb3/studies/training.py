@@ -160,7 +160,7 @@ class _StudyCallback(BaseCallback):
         self.cell, self.run_dir, self.eval_env, self.state = cell, run_dir, eval_env, state
         self.stop_after = stop_after
         self.observe_seconds = 0.0
-        self.learn_start = time.perf_counter()
+        self.learn_start = self.call_start = time.perf_counter()
         self._stats: Any = None
 
     def _init_callback(self) -> None:
@@ -213,6 +213,7 @@ class _StudyCallback(BaseCallback):
         self.state["steps"] = steps
         self.state["next_checkpoint"] = (steps // self.cell.checkpoint_freq + 1) * self.cell.checkpoint_freq
         self.state["train_seconds"] = self.state["train_seconds_before"] + self.train_seconds()
+        self.state["wall_seconds"] = self.state["wall_seconds_before"] + time.perf_counter() - self.call_start
         save_checkpoint(self.run_dir, self.model, self.state, self.cell.digest)
         self.observe_seconds += time.perf_counter() - start
 
@@ -235,7 +236,7 @@ class _StudyCallback(BaseCallback):
 def _fresh_state(cell: Cell) -> dict[str, Any]:
     return {"curve": [], "diagnostics": [], "next_eval": cell.eval.freq, "next_checkpoint": cell.checkpoint_freq,
             "steps": 0,
-            "train_seconds_before": 0.0, "resumed": 0, "restarted_corrupt": 0}
+            "train_seconds_before": 0.0, "wall_seconds_before": 0.0, "resumed": 0, "restarted_corrupt": 0}
 
 
 def read_result(run_dir: Path, digest: str) -> dict[str, Any] | None:
@@ -258,6 +259,7 @@ def train_cell(cell: Cell, run_dir: str | Path, *, device: str = "auto", verbose
     :param stop_after: tests only: return early once this many steps are done, leaving the
         checkpoints as a killed worker would (no ``result.json``)
     """
+    call_start = time.perf_counter()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     done = read_result(run_dir, cell.digest)
@@ -287,6 +289,7 @@ def train_cell(cell: Cell, run_dir: str | Path, *, device: str = "auto", verbose
         state["restarted_corrupt"] = corrupt + saved.get("restarted_corrupt", 0)
         state["resumed"] = saved.get("resumed", 0) + 1
         state["train_seconds_before"] = saved["train_seconds"]
+        state["wall_seconds_before"] = saved.get("wall_seconds", 0.0)  # checkpoints written before 0.2 lack it
         kwargs = algorithm_kwargs(cell, env)
         custom: dict[str, Any] = {k: kwargs[k] for k in ("learning_rate", "clip_range", "action_noise") if k in kwargs}
         if normalize is not None:
@@ -303,6 +306,7 @@ def train_cell(cell: Cell, run_dir: str | Path, *, device: str = "auto", verbose
             env = VecNormalize(env, **normalize)
         model = algo(policy, env, seed=cell.seed, device=device, verbose=0, **algorithm_kwargs(cell, env))
     callback = _StudyCallback(cell, run_dir, eval_env, state, stop_after, verbose)
+    callback.call_start = call_start
     remaining = cell.budget - model.num_timesteps
     if remaining > 0:
         model.learn(remaining, callback=callback, reset_num_timesteps=checkpoint is None)
@@ -311,6 +315,7 @@ def train_cell(cell: Cell, run_dir: str | Path, *, device: str = "auto", verbose
         eval_env.close()
         return {}
     train_seconds = state["train_seconds_before"] + callback.train_seconds()
+    wall_seconds = state["wall_seconds_before"] + time.perf_counter() - callback.call_start
     if not state["curve"] or state["curve"][-1][0] != model.num_timesteps:
         if getattr(callback, "model", None) is None:
             callback.init_callback(model)
@@ -322,7 +327,7 @@ def train_cell(cell: Cell, run_dir: str | Path, *, device: str = "auto", verbose
               "key": cell.key, "digest": cell.digest, "definition": cell.definition,
               "steps": int(model.num_timesteps), "budget": cell.budget, "curve": curve,
               "final": curve[-1][1], "best": max(p[1] for p in curve),
-              "train_seconds": train_seconds,
+              "train_seconds": train_seconds, "wall_seconds": wall_seconds,
               "steps_per_second": model.num_timesteps / train_seconds if train_seconds > 0 else math.nan,
               "resumed": state["resumed"], "restarted_corrupt": state["restarted_corrupt"],
               "diagnostics": state["diagnostics"]}
