@@ -94,6 +94,11 @@ def test_study_cells_and_definitions() -> None:
     assert ann.hyperparams["gamma"] == 0.98 and ann.hyperparams["batch_size"] == 8
     assert snn.hyperparams["batch_size"] == 32 and snn.policy_kwargs == {"preset": "datsqn"}
     assert len({c.digest for c in cells}) == 4
+    per_env = parse_study(study_dict(env_hyperparams={"CartPole-v1": {"budget": 900, "n_envs": 2, "gamma": 0.9}}))
+    assert [(c.budget, c.n_envs, c.hyperparams["gamma"], "budget" in c.hyperparams) for c in per_env.cells()[:1]] \
+        == [(900, 2, 0.9, False)]
+    with pytest.raises(ValueError, match="env_hyperparams.CartPole-v1.n_envs"):
+        parse_study(study_dict(env_hyperparams={"CartPole-v1": {"n_envs": 0}}))
     changed = parse_study(study_dict(budget=601)).cells()[0]
     assert changed.key == parse_study(study_dict()).cells()[0].key
     assert changed.digest != parse_study(study_dict()).cells()[0].digest

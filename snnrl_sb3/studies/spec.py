@@ -12,7 +12,7 @@ A study is one YAML file (see ``examples/studies/``)::
     checkpoint_freq: 1000           # model + replay buffer + RNG state every K steps
     diagnostics: true               # spike rates, θ⁻, per-layer gradient norms at each evaluation
     hyperparams: {learning_rate: 2.3e-3, ...}        # algorithm kwargs of every variant
-    env_hyperparams: {CartPole-v1: {...}}            # per environment (optional)
+    env_hyperparams: {CartPole-v1: {...}}            # per environment (optional; may set budget, n_envs)
     baseline: ann                   # the variant scores are normalised to
     random_scores: {CartPole-v1: 9.4}                # 0 % of the normalised score (default 0)
     variants:
@@ -200,7 +200,10 @@ class Study:
         """The run of ``variant`` on ``env`` with ``seed``; ``overrides`` (``{"policy_kwargs.x": v,
         "hyperparams.y": w}``, dotted paths as in ``tune.space``) change its definition."""
         v = self.variants[variant]
-        hyperparams = {**self.hyperparams, **self.env_hyperparams.get(env, {}), **v.hyperparams}
+        env_hyperparams = dict(self.env_hyperparams.get(env, {}))
+        budget = env_hyperparams.pop("budget", self.budget)
+        n_envs = env_hyperparams.pop("n_envs", self.n_envs)
+        hyperparams = {**self.hyperparams, **env_hyperparams, **v.hyperparams}
         parts = {"policy_kwargs": copy.deepcopy(v.policy_kwargs), "hyperparams": copy.deepcopy(hyperparams)}
         for path, value in (overrides or {}).items():
             head, *rest = path.split(".")
@@ -209,8 +212,8 @@ class Study:
                 target = target.setdefault(key, {})
             target[rest[-1]] = value
         return Cell(variant=variant, env=env, seed=seed, algo=self.algo, policy=v.policy,
-                    policy_kwargs=parts["policy_kwargs"], hyperparams=parts["hyperparams"], budget=self.budget,
-                    n_envs=self.n_envs, eval=self.eval, checkpoint_freq=self.checkpoint_freq,
+                    policy_kwargs=parts["policy_kwargs"], hyperparams=parts["hyperparams"], budget=budget,
+                    n_envs=n_envs, eval=self.eval, checkpoint_freq=self.checkpoint_freq,
                     diagnostics=self.diagnostics, tag=tag)
 
     def cells(self) -> list[Cell]:
@@ -328,8 +331,11 @@ def _parse_study(raw: Any, path: Path | None) -> Study:
         baseline = check_choice("baseline", baseline, sorted(variants))
     env_hyperparams = {str(k): _mapping(f"env_hyperparams.{k}", v)
                        for k, v in _mapping("env_hyperparams", raw.get("env_hyperparams")).items()}
-    for env in env_hyperparams:
+    for env, overrides in env_hyperparams.items():
         check_choice("env_hyperparams", env, envs)
+        for key in ("budget", "n_envs"):  # the two study-level settings an environment may override
+            if key in overrides:
+                check_int(f"env_hyperparams.{env}.{key}", overrides[key], low=1)
     random_scores = {}
     for env, score in _mapping("random_scores", raw.get("random_scores")).items():
         check_choice("random_scores", env, envs)
