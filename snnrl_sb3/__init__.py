@@ -76,6 +76,15 @@ from snnrl_sb3.dqn import (  # noqa: E402
 __all__ += ["MinAtarCNN", "SpikingCnnQPolicy", "SpikingCnnQRDQNPolicy", "SpikingQNetwork", "SpikingQPolicy",
             "SpikingQRDQNPolicy", "SpikingQuantileNetwork"]
 
+# --- on-policy spiking actor-critics for stock SB3 PPO / A2C and sb3-contrib MaskablePPO ---
+from snnrl_sb3.actor_critic import (  # noqa: E402
+    SpikingActorCriticPolicy,
+    SpikingCnnActorCriticPolicy,
+    SpikingMaskableActorCriticPolicy,
+)
+
+__all__ += ["SpikingActorCriticPolicy", "SpikingCnnActorCriticPolicy", "SpikingMaskableActorCriticPolicy"]
+
 # --- conversion, spike statistics, energy, NIR export ---
 from snnrl_sb3.conversion import convert_dqn  # noqa: E402
 from snnrl_sb3.energy import estimate_energy  # noqa: E402

@@ -68,15 +68,18 @@ class SpikingPolicyMixin(BasePolicy):
     spiking_preset: str | None
     _policy_kwargs_extra: dict[str, Any]
 
-    def _setup_spiking(self, kwargs: Mapping[str, Any], extra_defaults: Mapping[str, Any]) -> dict[str, Any]:
+    def _setup_spiking(self, kwargs: Mapping[str, Any], extra_defaults: Mapping[str, Any],
+                       family: str | None = None) -> dict[str, Any]:
         """Expand a ``preset``, validate the spiking kwargs once into :attr:`spiking_config`, and return the
         family's own kwargs (``extra_defaults`` names them; a given value, else the preset's, else the
-        default), which are saved with the model too."""
-        expanded = apply_preset(kwargs, self.spiking_family)
+        default), which are saved with the model too. ``family``: the vocabulary to validate with, for a
+        policy whose family depends on its kwargs (default: the class's :attr:`spiking_family`)."""
+        family = family or self.spiking_family
+        expanded = apply_preset(kwargs, family)
         self.spiking_preset = expanded.pop("preset", None)
         extra = {name: expanded.pop(name, default) for name, default in extra_defaults.items()}
         try:
-            self.spiking_config = SpikingConfig.from_kwargs(expanded, family=self.spiking_family)
+            self.spiking_config = SpikingConfig.from_kwargs(expanded, family=family)
         except (TypeError, ValueError) as err:
             if self.spiking_preset is None:
                 raise

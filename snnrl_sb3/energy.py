@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from stable_baselines3.common.policies import BasePolicy
+from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
+from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
 from torch import Tensor, nn
 
 from snnrl_sb3._validation import check_bool, check_observations
@@ -140,6 +141,8 @@ def estimate_energy(model: nn.Module, observations: Any, *, verbose: bool = True
                 obs, _ = model.obs_to_tensor(observations)
                 with torch.no_grad():
                     model._predict(obs, deterministic=True)
+                    if isinstance(model, (ActorCriticPolicy, MaskableActorCriticPolicy)):  # a spiking critic, too
+                        model.predict_values(obs)
             finally:
                 for handle in handles:
                     handle.remove()

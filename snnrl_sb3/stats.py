@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.policies import ActorCriticPolicy
 from torch import Tensor, nn
 
 from snnrl_sb3.kernels import MultiStepNeuron
@@ -161,18 +163,21 @@ class SpikeStatsCallback(BaseCallback):
     """Log per-layer spike statistics of a spiking policy through SB3's logger.
 
     Every ``log_freq`` environment steps it runs the policy on ``batch_size`` observations
-    (sampled from the replay buffer when there is one, else the latest observations) and
+    (sampled from the replay buffer when there is one, from the rollout being collected for
+    on-policy algorithms, else the latest observations) and
     records, for each neuron layer ``L<i>`` of each spiking network, ``pos_rate``, ``neg_rate``,
     ``rate``, ``dead``, ``saturated`` and, for trainable ternary neurons, ``neg_thr``. Keys are
     ``spikes/<network>/<layer>/<stat>``, ``<network>`` being the last part of the network's
-    module name (``q_net`` for the Q-networks, ``snn`` for the population actors), e.g.
+    module name (``q_net`` for the Q-networks, ``snn`` for the population actors, ``policy_net``
+    and, with ``critic="spiking"``, ``value_net`` for the actor-critics), e.g.
     ``spikes/q_net/L0/pos_rate`` (at most 36 characters, TensorBoard and CSV friendly).
     Nothing is hooked between logging steps.
 
     Observing never changes the training run: replay samples are drawn with the callback's own
     ``numpy.random.Generator`` (seeded by ``seed``; SB3's ``buffer.sample`` would draw from the
-    global NumPy RNG the algorithm itself uses), and the policy runs with ``deterministic=True``,
-    so stochastic encoders use their frozen noise instead of advancing their generator. As a
+    global NumPy RNG the algorithm itself uses; rollout samples likewise), and the policy runs
+    with ``deterministic=True``, so stochastic encoders use their frozen noise instead of
+    advancing their generator. As a
     safeguard the whole measurement runs inside :func:`preserved_rng_state`. The statistics are
     therefore those of greedy (deterministic) forward passes.
 
@@ -216,10 +221,24 @@ class SpikeStatsCallback(BaseCallback):
             return {k: buffer.to_torch(v) for k, v in obs.items()}
         return buffer.to_torch(obs)
 
+    def _sample_rollout(self, buffer: Any) -> Any:
+        """``batch_size`` observations of the rollout being collected, drawn with :attr:`rng` (on-policy
+        algorithms store the observations the policy saw, already normalised)."""
+        batch = self.rng.integers(0, buffer.buffer_size if buffer.full else buffer.pos, size=self.batch_size)
+        envs = self.rng.integers(0, buffer.n_envs, size=self.batch_size)
+        observations = buffer.observations
+        if isinstance(observations, dict):
+            return {k: buffer.to_torch(v[batch, envs]) for k, v in observations.items()}
+        return buffer.to_torch(observations[batch, envs])
+
     def _observations(self) -> Any:
         buffer = getattr(self.model, "replay_buffer", None)
         if buffer is not None and buffer.size() > 0:
             return self._sample_buffer(buffer)
+        rollout = getattr(self.model, "rollout_buffer", None)
+        # while a rollout is collected (not after get(), which flattens the arrays for training)
+        if rollout is not None and (rollout.full or rollout.pos > 0) and not rollout.generator_ready:
+            return self._sample_rollout(rollout)
         latest = self.locals.get("new_obs", getattr(self.model, "_last_obs", None))
         if latest is None:
             raise RuntimeError("SpikeStatsCallback has no observations yet: the replay buffer is empty and the model "
@@ -238,6 +257,8 @@ class SpikeStatsCallback(BaseCallback):
             obs = self._observations()
             with torch.no_grad(), record_spikes(policy) as records:
                 policy._predict(obs, deterministic=True)
+                if isinstance(policy, (ActorCriticPolicy, MaskableActorCriticPolicy)):  # a spiking critic, too
+                    policy.predict_values(obs)
         for net_name, net in spiking_networks(policy).items():
             short = net_name.split(".")[-1]
             labels = _neuron_layers(net)

@@ -35,8 +35,11 @@ TINY = {
     "-m rl_zoo3.train": ["-n", "300", "--log-folder", "{tmp}/logs", "--eval-freq", "-1", "--hyperparams",
                          "learning_starts:100", "train_freq:64", "gradient_steps:2", "buffer_size:1000"],
     "-m rl_zoo3.enjoy": ["--folder", "{tmp}/logs", "-n", "20"],
-    "-m snnrl_sb3.studies": ["--results", "{tmp}/studies"],
-    "examples/deploy_nir.py": ["--total-timesteps", "300", "--no-progress-bar"],  # the smoke study is CI-sized as shipped
+    "-m snnrl_sb3.studies": ["--results", "{tmp}/studies"],  # the smoke study is CI-sized as shipped
+    "examples/deploy_nir.py": ["--total-timesteps", "300", "--no-progress-bar"],
+    "examples/ppo_cartpole.py": ["--total-timesteps", "300", "--eval-freq", "0", "--eval-episodes", "1",
+                                 "--save", "{tmp}/ppo.zip", "--no-progress-bar"],
+    "-m snnrl_sb3.benchmarks.ppo": ["--learn-steps", "256", "--rounds", "1", "--neurons", "lif", "--num-steps", "2"],
 }
 #: Optional packages a command needs (its extra); the test is skipped without them.
 NEEDS = {"examples/dqn_minatar.py": "minatar", "examples/dqn_atari.py": "ale_py", "-m rl_zoo3.train": "rl_zoo3",
