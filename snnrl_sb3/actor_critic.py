@@ -49,7 +49,7 @@ same network in a fresh process.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -64,7 +64,14 @@ from typing_extensions import Unpack
 
 from snnrl_sb3._policy import SpikingPolicyMixin, check_finite_input, check_spaces
 from snnrl_sb3._validation import check_bool, check_choice, check_int, check_real
-from snnrl_sb3.body import MINATAR_CNN_ARCH, NATURE_CNN_ARCH, SpikingNetwork, spiking_conv_net, spiking_mlp
+from snnrl_sb3.body import (
+    MINATAR_CNN_ARCH,
+    NATURE_CNN_ARCH,
+    SpikingNetwork,
+    ann_conv_net,
+    spiking_conv_net,
+    spiking_mlp,
+)
 from snnrl_sb3.coding import Readout, make_encoder
 from snnrl_sb3.config import SpikingKwargs
 from snnrl_sb3.dqn import INITS, ImageInput, _kaiming_init, resolve_body
@@ -152,23 +159,6 @@ def _action_params(action_space: spaces.Space) -> int:
     if isinstance(action_space, spaces.MultiDiscrete):
         return int(np.sum(action_space.nvec))
     return int(np.prod(action_space.shape or ()))
-
-
-def _ann_conv_net(image_shape: tuple[int, int, int], conv_arch: Sequence[Sequence[int]],
-                  net_arch: Sequence[int]) -> tuple[nn.Sequential, int]:
-    """The same-shape ANN of a convolutional spiking body (ReLU after every layer, as SB3's NatureCNN)."""
-    channels = image_shape[0]
-    layers: list[nn.Module] = []
-    for out, kernel, stride in conv_arch:
-        layers += [nn.Conv2d(channels, out, kernel, stride=stride), nn.ReLU()]
-        channels = out
-    layers.append(nn.Flatten())
-    with th.no_grad():
-        size = int(nn.Sequential(*layers)(th.zeros(1, *image_shape)).shape[1])
-    for hidden in net_arch:
-        layers += [nn.Linear(size, hidden), nn.ReLU()]
-        size = hidden
-    return nn.Sequential(*layers), size
 
 
 class _SpikingActorCriticMixin(SpikingPolicyMixin):
@@ -278,7 +268,7 @@ class _SpikingActorCriticMixin(SpikingPolicyMixin):
                 size = hidden
             return nn.Sequential(*layers), size
         conv_arch = NATURE_CNN_ARCH if self._body == "nature_cnn" else MINATAR_CNN_ARCH
-        return _ann_conv_net(self._image_shape(), conv_arch, widths)
+        return ann_conv_net(self._image_shape(), conv_arch, widths)
 
     def _build_mlp_extractor(self) -> None:
         extra = self._policy_kwargs_extra

@@ -19,7 +19,7 @@ from snnrl_sb3.coding import DirectEncoder, Encoder, Readout
 from snnrl_sb3.kernels import MultiStepNeuron, make_neuron
 
 __all__ = ["SpikingNetwork", "MAX_NUM_STEPS", "NeuronSpec", "spiking_mlp", "spiking_nature_cnn", "spiking_conv_net",
-           "spiking_minatar_cnn",
+           "spiking_minatar_cnn", "ann_conv_net",
            "NATURE_CNN_ARCH", "MINATAR_CNN_ARCH"]
 
 #: ``conv_arch`` of the NatureCNN (Mnih et al., 2015) and of the MinAtar DQN (Young & Tian, 2019).
@@ -189,6 +189,26 @@ def spiking_conv_net(in_channels: int, image_size: tuple[int, int], conv_arch: S
     layers += [nn.Flatten(), *dense]
     head = None if out_features is None else Readout(width, out_features, readout, readout_beta, bias=bias)
     return SpikingNetwork(layers, head, num_steps, encoder)
+
+
+def ann_conv_net(image_shape: tuple[int, int, int], conv_arch: Sequence[Sequence[int]],
+                  net_arch: Sequence[int]) -> tuple[nn.Sequential, int]:
+    """The same-shape ANN of :func:`spiking_conv_net` (ReLU after every layer, as SB3's NatureCNN):
+    ``(network, output width)``; e.g. ``MINATAR_CNN_ARCH, [128]`` is the MinAtar DQN body."""
+    import torch
+
+    channels = image_shape[0]
+    layers: list[nn.Module] = []
+    for out, kernel, stride in conv_arch:
+        layers += [nn.Conv2d(channels, out, kernel, stride=stride), nn.ReLU()]
+        channels = out
+    layers.append(nn.Flatten())
+    with torch.no_grad():
+        size = int(nn.Sequential(*layers)(torch.zeros(1, *image_shape)).shape[1])
+    for hidden in net_arch:
+        layers += [nn.Linear(size, hidden), nn.ReLU()]
+        size = hidden
+    return nn.Sequential(*layers), size
 
 
 def spiking_minatar_cnn(in_channels: int, image_size: tuple[int, int] = (10, 10), out_features: int | None = None,

@@ -52,7 +52,14 @@ from typing_extensions import Unpack
 
 from snnrl_sb3._policy import SpikingPolicyMixin, check_finite_input, check_spaces
 from snnrl_sb3._validation import InvalidStateDictError, check_bool, check_choice, check_int, check_real
-from snnrl_sb3.body import MINATAR_CNN_ARCH, NATURE_CNN_ARCH, SpikingNetwork, spiking_conv_net, spiking_mlp
+from snnrl_sb3.body import (
+    MINATAR_CNN_ARCH,
+    NATURE_CNN_ARCH,
+    SpikingNetwork,
+    ann_conv_net,
+    spiking_conv_net,
+    spiking_mlp,
+)
 from snnrl_sb3.coding import Readout, make_encoder
 from snnrl_sb3.config import SpikingConfig, SpikingKwargs
 
@@ -130,15 +137,12 @@ class MinAtarCNN(BaseFeaturesExtractor):
 
     def __init__(self, observation_space: spaces.Box, features_dim: int = 128) -> None:
         image = ImageInput(observation_space)
-        channels, height, width = image.image_shape
-        (out, kernel, stride), = MINATAR_CNN_ARCH
-        if min(height, width) < kernel:
-            raise ValueError(f"MinAtarCNN needs images of at least {kernel}x{kernel}, got {height}x{width}")
+        (_, kernel, _), = MINATAR_CNN_ARCH
+        if min(image.image_shape[1:]) < kernel:
+            raise ValueError(f"MinAtarCNN needs images of at least {kernel}x{kernel}, got {image.image_shape[1:]}")
         super().__init__(observation_space, check_int("features_dim", features_dim, low=1))
         self.image = image
-        flat = out * ((height - kernel) // stride + 1) * ((width - kernel) // stride + 1)
-        self.net = nn.Sequential(nn.Conv2d(channels, out, kernel, stride=stride), nn.ReLU(), nn.Flatten(),
-                                 nn.Linear(flat, features_dim), nn.ReLU())
+        self.net, _ = ann_conv_net(image.image_shape, MINATAR_CNN_ARCH, [features_dim])
 
     def forward(self, observations: th.Tensor) -> th.Tensor:
         return self.net(self.image(observations.float()))
