@@ -22,7 +22,7 @@ networks alike and that :meth:`~SpikingConfig.to_kwargs` gives back for ``model.
                         ``"spike_count"``, ``"current_sum"`` (Q-networks), ``"population"``
                         (Pop-SAN actors)
 ``readout_kwargs``      membrane read-outs: ``beta``, ``input_scale``; population: ``pop_dim``
-``backend``             kernel implementation: ``"eager"`` or ``"compile"``
+``backend``             kernel implementation: ``"eager"``, ``"compile"`` or ``"cpp"``
 ======================  ==============================================================
 
 Older spellings (flat ``beta`` / ``threshold`` / ``neg_threshold`` / ``learn_neg_threshold``,

@@ -4,7 +4,7 @@
   ``grad * surrogate.grad(z)`` to 1 ulp (``z = x - shift`` or ``shift - x``), as a fresh tensor;
 * every surrogate's ``grad`` is finite, nonnegative, even where it claims to be, and integrates
   to its documented ``area``;
-* every kernel form (eager, compile, NumPy no-grad forward) of every kind, with every value of every
+* every kernel form (eager, compile, cpp, NumPy no-grad forward) of every kind, with every value of every
   option of the kind (:data:`KIND_CASES`: resets, firing conditions, ternary surrogate branches, θ⁻
   parametrisations), equals the reference step loop spike for spike, with gradients (input and
   trainable parameters) to 1e-5.
@@ -227,3 +227,15 @@ def test_compiled_kernels_of_the_other_cases_equal_reference(kind, kind_params, 
     assert_matches_reference(neuron, kernel_input(kind, device, (3, 2, 5)))
     if base.CompiledKernel.failed is not None:
         pytest.skip(f"torch.compile unavailable here, the eager fallback was tested: {base.CompiledKernel.failed}")
+
+
+@pytest.mark.parametrize("kind,kind_params", KIND_CASES, ids=CASE_IDS)
+@pytest.mark.parametrize("name,params", ALL_CASES, ids=IDS)
+def test_cpp_backend_equals_reference(kind, kind_params, name, params, device):
+    """``backend="cpp"`` for every kind, option and surrogate: the fused C++ kernels where they apply (the leaky
+    kinds on CPU float32 with the ATan or trapezoid-family surrogates), the eager kernels elsewhere; the same
+    contract either way (one build of the extension per session, see tests/test_kernel_cpp.py)."""
+    torch.manual_seed(1)
+    neuron = make_neuron(kind, surrogate=build(name, params), backend="cpp", **kind_params).to(device)
+    assert_matches_reference(neuron, kernel_input(kind, device, (7, 6, 37)))
+    assert_matches_reference(neuron, kernel_input(kind, device, (1, 2, 3)))  # T = 1

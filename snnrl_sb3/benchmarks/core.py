@@ -17,7 +17,10 @@ and interleaved rounds:
   rows and the read-out alone, the least any neuron kernel can cost;
 * with ``--compile``, also ``lif+compile`` / ``ternary+compile``: the same bodies with
   ``backend="compile"`` (``torch.compile``d neuron kernels; compiling happens in the warm-up
-  and is reported separately).
+  and is reported separately);
+* with ``--cpp``, also ``lif+cpp`` / ``ternary+cpp``: the same bodies with ``backend="cpp"``
+  (the fused C++ kernels of :mod:`snnrl_sb3.kernels._cpp`; building or loading the extension happens
+  before the timing and is reported separately).
 
 Every T is timed twice: first with the C library's default allocator settings, then after
 :func:`~snnrl_sb3.utils.tune_allocator` (glibc only; it cannot be undone within a
@@ -35,6 +38,7 @@ from torch import nn
 from snnrl_sb3.benchmarks._baselines import NaiveSnnTorchMLP, fwd_bwd
 from snnrl_sb3.benchmarks._timing import first_call_seconds, print_table, time_calls, without_neurons
 from snnrl_sb3.body import spiking_mlp
+from snnrl_sb3.kernels._cpp import CppKernels, extension_name
 from snnrl_sb3.utils import tune_allocator
 
 __all__ = ["NaiveSnnTorchMLP", "fwd_bwd", "main"]
@@ -62,6 +66,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="torch.set_num_threads (default: 1; 0 keeps torch's default)")
     parser.add_argument("--compile", action="store_true",
                         help="also time the bodies with backend='compile' (needs a C++ compiler)")
+    parser.add_argument("--cpp", action="store_true",
+                        help="also time the bodies with backend='cpp' (fused C++ kernels; needs a C++ compiler and "
+                             "ninja, built once per machine)")
     parser.add_argument("--clock", choices=["wall", "thread"], default="thread",
                         help="thread (default): CPU time of this thread, robust on a busy machine (needs "
                              "--threads 1); wall: elapsed time")
@@ -78,6 +85,12 @@ def main(argv: list[str] | None = None) -> None:
     spiking = {"lif": ("lif", "eager"), "ternary": ("ternary", "eager")}
     if args.compile:
         spiking.update({"lif+compile": ("lif", "compile"), "ternary+compile": ("ternary", "compile")})
+    if args.cpp:
+        spiking.update({"lif+cpp": ("lif", "cpp"), "ternary+cpp": ("ternary", "cpp")})
+        seconds = first_call_seconds(CppKernels.load)
+        if CppKernels.failed is not None:
+            parser.error(f"--cpp: the C++ kernels are unavailable ({CppKernels.failed.splitlines()[0]})")
+        print(f"building/loading the C++ kernels ({extension_name()}): {seconds:.1f} s")
     nets = {steps: {"ann": ann, "naive": NaiveSnnTorchMLP(sizes, steps),
                     **{name: spiking_mlp(4, [256, 256], 2, num_steps=steps, neuron=neuron,
                                          neuron_kwargs={"backend": backend} if backend != "eager" else None)

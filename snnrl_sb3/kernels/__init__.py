@@ -7,6 +7,8 @@
 * :mod:`~snnrl_sb3.kernels.sj_leaky`: spikingjelly's LIF neuron, DSQN's (:class:`MultiStepSJLeaky`);
 * :mod:`~snnrl_sb3.kernels._time`: the shared time recurrences (reverse discount, :func:`decay_matrix`);
 * :mod:`~snnrl_sb3.kernels.base`: the module base class, backends, the ``torch.compile`` wrapper;
+* :mod:`~snnrl_sb3.kernels._cpp`: ``backend="cpp"``, the fused C++ kernels of the leaky neurons (built on
+  first use, eager fallback);
 * :mod:`~snnrl_sb3.kernels.registry`: :data:`NEURONS`, :func:`neuron_parameters`, :func:`make_neuron`.
 
 Each kind file holds the kind's parameter value object, its eager kernels (in place, the

@@ -34,8 +34,10 @@ __all__ = [
 ]
 
 #: Kernel implementations, chosen per neuron with ``backend=``: ``eager`` (hand-written loops and
-#: backward, the default) or ``compile`` (the same loops through ``torch.compile``, eager fallback).
-BACKENDS = ("eager", "compile")
+#: backward, the default), ``compile`` (the same loops through ``torch.compile``, eager fallback) or
+#: ``cpp`` (fused C++ loops built on first use, :mod:`snnrl_sb3.kernels._cpp`: the leaky kinds on CPU
+#: float32 with the ATan or trapezoid-family surrogates; everything else, and a failed build, runs eager).
+BACKENDS = ("eager", "compile", "cpp")
 
 #: Largest per-step tensor (elements) that no-grad calls run through the NumPy kernels: below
 #: it, PyTorch's per-op dispatch (~4 µs) dominates and NumPy's (~1 µs) wins; above it, PyTorch.
@@ -68,7 +70,7 @@ class MultiStepNeuron(nn.Module):
     params: Any
     #: the surrogate gradient used by the backward
     surrogate: Surrogate
-    #: ``"eager"`` or ``"compile"``
+    #: one of :data:`BACKENDS`
     backend: str
 
     parameter_class: ClassVar[type | tuple[type, ...]] = ()

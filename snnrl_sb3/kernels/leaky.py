@@ -17,7 +17,10 @@ form of it:
 * :func:`leaky_zero_forward_eager` / ``_backward_eager`` / ``_graph`` / ``_numpy``: the same
   for the binary neuron with the hard reset (``reset="zero"``);
 * :class:`LeakyKernel` and :class:`LeakyZeroKernel`, the autograd Functions, and
-  :class:`MultiStepLeaky`, the module.
+  :class:`MultiStepLeaky`, the module, which sends ``backend="cpp"`` to the fused C++ Function of
+  :func:`snnrl_sb3.kernels._cpp.leaky` where it applies (CPU float32, ATan or trapezoid-family
+  surrogate; the same spikes, bit for bit) and to :class:`LeakyKernel` / :class:`LeakyZeroKernel`
+  otherwise.
 
 **Forward.** Per step, ``U = beta * U + x - reset`` with the reference's roundings, so the
 membranes are bit-identical: ``addcmul(x, U, 1, value=beta)`` rounds ``beta * U`` and the sum
@@ -51,6 +54,7 @@ import torch
 from torch import Tensor
 
 from snnrl_sb3._validation import check_bool, check_choice, check_float32
+from snnrl_sb3.kernels import _cpp
 from snnrl_sb3.kernels._time import gated_reverse_discount_, reverse_discount_
 from snnrl_sb3.kernels.base import BACKENDS, CompiledKernel, MultiStepNeuron, NeuronKind, check_time_major, use_numpy
 from snnrl_sb3.neurons import (
@@ -560,9 +564,12 @@ class MultiStepLeaky(MultiStepNeuron):
     :param beta: membrane decay in [0, 1]
     :param threshold: positive threshold :math:`\theta^+ > 0` (fixed)
     :param surrogate: surrogate name, spec dict or :class:`~snnrl_sb3.surrogate.Surrogate`
-    :param backend: ``"eager"`` (hand-written kernels) or ``"compile"`` (``torch.compile``d
+    :param backend: ``"eager"`` (hand-written kernels), ``"compile"`` (``torch.compile``d
         kernels: several seconds of compiling per input shape, needs a C++ compiler, falls back
-        to ``"eager"`` with a warning without one)
+        to ``"eager"`` with a warning without one) or ``"cpp"`` (fused C++ loops,
+        :mod:`~snnrl_sb3.kernels._cpp`: built once per machine, needs a C++ compiler and ninja, falls
+        back to ``"eager"`` with a warning without them; CPU float32 with the ``atan`` or
+        trapezoid-family surrogates only, anything else runs ``"eager"``)
     :param reset: ``"subtract"`` or ``"zero"`` (binary only), see :class:`LIFParameters`
     :param fire: ``"gt"`` or ``"ge"`` (binary only)
     :param surrogate_branches: ``"both"`` or ``"sign"`` (ternary only), see :class:`TernaryParameters`
@@ -652,6 +659,11 @@ class MultiStepLeaky(MultiStepNeuron):
         if self.reset == "zero":
             if use_numpy(x):
                 return leaky_zero_forward_numpy(x, self.beta, self.threshold, inclusive)[0]
+            if self.backend == "cpp":
+                out = _cpp.leaky(x, None, None, self.beta, self.threshold, _cpp.MODE_ZERO, None, None, inclusive,
+                                 self.surrogate, False)
+                if out is not None:
+                    return out
             return LeakyZeroKernel.apply(x, self.beta, self.threshold, inclusive, self.surrogate, self.backend)
         reset_param = neg_reset = None
         if self.symmetric:
@@ -666,6 +678,12 @@ class MultiStepLeaky(MultiStepNeuron):
             neg_param = neg_threshold = None
         if use_numpy(x, neg_param, reset_param):
             return leaky_forward_numpy(x, self.beta, self.threshold, neg_threshold, neg_reset, inclusive)[0]
+        if self.backend == "cpp":
+            mode = _cpp.MODE_SUBTRACT if neg_threshold is None else _cpp.MODE_TERNARY
+            out = _cpp.leaky(x, neg_param, reset_param, self.beta, self.threshold, mode, neg_threshold, neg_reset,
+                             inclusive, self.surrogate, self.surrogate_branches == "sign")
+            if out is not None:
+                return out
         return LeakyKernel.apply(x, neg_param, neg_threshold, self.beta, self.threshold, self.surrogate, self.backend,
                                  reset_param, neg_reset, self.surrogate_branches == "sign", inclusive)
 
