@@ -31,7 +31,7 @@ from stable_baselines3.common.env_util import make_atari_env, make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
-from stable_baselines3.common.utils import get_linear_fn
+from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv, VecFrameStack, VecNormalize, sync_envs_normalization
 
 from snnrl_sb3.studies.checkpoint import (
@@ -101,7 +101,7 @@ def _schedule(name: str, value: Any) -> Any:
             start = float(value[4:])
         except ValueError:
             raise ValueError(f"hyperparams.{name}: {value!r} is not 'lin_<number>'") from None
-        return get_linear_fn(start, 0.0, 1.0)
+        return LinearSchedule(start, 0.0, 1.0)
     return value
 
 
