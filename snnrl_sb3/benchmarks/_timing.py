@@ -6,7 +6,7 @@ import copy
 import statistics
 import time
 from collections.abc import Callable, Mapping
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from torch import Tensor, nn
 
@@ -49,6 +49,20 @@ def time_calls(candidates: Mapping[str, Callable[[], object]], *, rounds: int = 
             samples[name].append((now() - start) / calls[name])
     reduce = statistics.median if stat == "median" else min
     return {name: reduce(values) for name, values in samples.items()}
+
+
+def learn_rates(models: Mapping[str, Any], steps: int, rounds: int, warmup: int) -> dict[str, float]:
+    """Median env-steps/s of ``model.learn(steps)`` per model, in interleaved rounds after ``warmup``
+    steps each (first rollouts, a replay buffer past ``learning_starts``, the first updates)."""
+    for model in models.values():
+        model.learn(warmup)
+    rates: dict[str, list[float]] = {k: [] for k in models}
+    for _ in range(rounds):
+        for name, model in models.items():
+            start = time.perf_counter()
+            model.learn(steps, reset_num_timesteps=False)
+            rates[name].append(steps / (time.perf_counter() - start))
+    return {k: statistics.median(v) for k, v in rates.items()}
 
 
 def first_call_seconds(fn: Callable[[], object]) -> float:

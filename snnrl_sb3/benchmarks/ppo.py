@@ -13,8 +13,6 @@ median env-steps/s over the rounds and the ratio to the ANN policy.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from typing import Any
 
 import torch
@@ -23,7 +21,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.utils import LinearSchedule
 
 from snnrl_sb3.actor_critic import SpikingActorCriticPolicy
-from snnrl_sb3.benchmarks._timing import print_table
+from snnrl_sb3.benchmarks._timing import learn_rates, print_table
 from snnrl_sb3.utils import tune_allocator
 
 #: rl-zoo3 2.9.2 hyperparams/ppo.yml, CartPole-v1 (n_envs 8), the zoo's lin_X as SB3 schedules.
@@ -33,21 +31,13 @@ ZOO_CARTPOLE: dict[str, Any] = dict(n_steps=32, batch_size=256, gae_lambda=0.8, 
 N_ENVS = 8
 
 
-def learn_rates(neurons: list[str], num_steps: int, steps: int, rounds: int) -> dict[str, float]:
+def ppo_rates(neurons: list[str], num_steps: int, steps: int, rounds: int) -> dict[str, float]:
     """Median env-steps/s of ``PPO.learn`` per policy (``"ann"`` and one entry per neuron)."""
     models = {"ann": PPO("MlpPolicy", make_vec_env("CartPole-v1", n_envs=N_ENVS, seed=0), seed=0, **ZOO_CARTPOLE)}
     for neuron in neurons:
         models[neuron] = PPO(SpikingActorCriticPolicy, make_vec_env("CartPole-v1", n_envs=N_ENVS, seed=0), seed=0,
                              policy_kwargs=dict(neuron=neuron, num_steps=num_steps), **ZOO_CARTPOLE)
-    for model in models.values():  # warm-up: first rollouts and updates
-        model.learn(N_ENVS * ZOO_CARTPOLE["n_steps"] * 2)
-    rates: dict[str, list[float]] = {k: [] for k in models}
-    for _ in range(rounds):
-        for name, model in models.items():
-            start = time.perf_counter()
-            model.learn(steps, reset_num_timesteps=False)
-            rates[name].append(steps / (time.perf_counter() - start))
-    return {k: statistics.median(v) for k, v in rates.items()}
+    return learn_rates(models, steps, rounds, N_ENVS * ZOO_CARTPOLE["n_steps"] * 2)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -65,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--learn-steps must be a positive multiple of the {rollout}-step rollout")
     tune_allocator()  # keep freed [T, B, ...] buffers: avoids page faults (opt-in, see its docs)
     torch.set_num_threads(args.threads)
-    rates = learn_rates(args.neurons, args.num_steps, args.learn_steps, args.rounds)
+    rates = ppo_rates(args.neurons, args.num_steps, args.learn_steps, args.rounds)
     print(f"PPO learn on CartPole-v1, rl-zoo3 settings ({N_ENVS} envs, n_steps 32, batch 256, 20 epochs), "
           f"T={args.num_steps}, {args.threads} thread(s); median of {args.rounds} rounds of {args.learn_steps} "
           "steps\n")

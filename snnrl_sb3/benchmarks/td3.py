@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import statistics
-import time
 from typing import Any
 
 import gymnasium as gym
@@ -31,7 +29,7 @@ from gymnasium import spaces
 from torch import nn
 
 from snnrl_sb3.benchmarks._baselines import fwd_bwd
-from snnrl_sb3.benchmarks._timing import print_table, time_calls
+from snnrl_sb3.benchmarks._timing import learn_rates, print_table, time_calls
 from snnrl_sb3.neurons import current_leaky_step
 from snnrl_sb3.surrogate import rectangular
 from snnrl_sb3.utils import route_mujoco_warnings
@@ -148,15 +146,7 @@ def learn_table(env_id: str | None = None, steps: int = 1000, rounds: int = 3, w
             net_arch=[256, 256], num_steps=num_steps, actor_lr_ratio=0.1,
             encoder_kwargs={"mean_range": [-3.0, 3.0]}), **common),
     }
-    for model in models.values():  # fill the buffer past learning_starts, first updates
-        model.learn(warmup + 100)
-    rates: dict[str, list[float]] = {k: [] for k in models}
-    for _ in range(rounds):
-        for name, model in models.items():
-            start = time.perf_counter()
-            model.learn(steps, reset_num_timesteps=False)
-            rates[name].append(steps / (time.perf_counter() - start))
-    med = {k: statistics.median(v) for k, v in rates.items()}
+    med = learn_rates(models, steps, rounds, warmup + 100)
     return [[name, f"{med[name]:.0f}", f"{med[name] / med['ann'] * 100:.0f}%"] for name in models]
 
 
