@@ -199,7 +199,10 @@ def write_report(study: Study, out: Path, progress: dict[str, dict[str, int]] | 
     lines = [f"# Study `{study.name}`", ""]
     if study.description:
         lines += [study.description.strip(), ""]
-    lines += [f"{study.algo.upper()}, {format_steps(study.budget)} environment steps per run, evaluation every "
+    budgets = {env: study.cell(next(iter(study.variants)), env, study.seeds[0]).budget for env in study.envs}
+    budget_text = (f"{format_steps(study.budget)} environment steps per run" if len(set(budgets.values())) == 1 else
+                   "environment steps per run: " + ", ".join(f"{format_steps(b)} on {e}" for e, b in budgets.items()))
+    lines += [f"{study.algo.upper()}, {budget_text}, evaluation every "
               f"{format_steps(study.eval.freq)} steps over {study.eval.episodes} episodes "
               f"({'greedy' if study.eval.deterministic else 'stochastic'}); seeds {list(study.seeds)}; "
               f"{len(records)} of {len(study.cells())} runs finished, "
@@ -240,8 +243,9 @@ def write_report(study: Study, out: Path, progress: dict[str, dict[str, int]] | 
     for env in study.envs:
         name = f"diagnostics_{env.replace('/', '-')}.png"
         if _diagnostics_plot([r for r in records if r["env_id"] == env], out / name):
-            lines += [f"Diagnostics on {env} (mean over seeds, measured at each evaluation on 256 replayed "
-                      f"observations; gradient norms of the last update before it):", "",
+            lines += [f"Diagnostics on {env} (mean over seeds, measured at each evaluation on 256 observations "
+                      f"of the replay buffer or the current rollout; gradient norms of the last update before "
+                      f"it):", "",
                       f"![{env} diagnostics]({name})", ""]
     raw, normalised, envs = score_matrices(study, records)
     aggregates = aggregate_scores(normalised, reps=reps)
