@@ -165,13 +165,16 @@ def _diagnostics_plot(records: Sequence[dict[str, Any]], path: Path) -> bool:
     import matplotlib.pyplot as plt
 
     keys = sorted(series)
+    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    variants = sorted({v for by_variant in series.values() for v in by_variant})
+    colors = {v: palette[i % len(palette)] for i, v in enumerate(variants)}  # one colour per variant everywhere
     ncols = min(3, len(keys))
     nrows = math.ceil(len(keys) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.3 * nrows), squeeze=False)
     for ax, key in zip(axes.flat, keys):
         for variant, by_step in sorted(series[key].items()):
             steps = sorted(by_step)
-            ax.plot(steps, [np.mean(by_step[s]) for s in steps], label=variant, lw=1.3)
+            ax.plot(steps, [np.mean(by_step[s]) for s in steps], label=variant, lw=1.3, color=colors[variant])
         what = next(label for m, label in _DIAGNOSTICS if m in key)
         ax.set_title(f"{what}: {key}", fontsize=7)
         if key.startswith("grad/"):

@@ -3,8 +3,9 @@ r"""Run a study's cells as trials of an Optuna study, on one machine or many.
 Every (variant, env, seed) of a study is one Optuna trial, enqueued with the cell's key and
 definition digest as user attributes. Workers (``run --workers N`` starts N on this machine; the
 same command on other machines sharing the storage and the results folder adds more) claim
-waiting trials through Optuna (popping a waiting trial is atomic in every Optuna storage), train
-the cell with :func:`~snnrl_sb3.studies.training.train_cell` and report its final evaluation.
+waiting trials through Optuna's storage (moving a waiting trial to running is atomic in every
+Optuna storage: one worker wins), cells with a checkpoint first, train the cell with
+:func:`~snnrl_sb3.studies.training.train_cell` and report its final evaluation.
 
 * **Storage.** Default: an Optuna journal file ``optuna.log`` beside the results (nothing to
   start, one machine or a shared filesystem); ``--storage URL`` takes any Optuna RDB URL
@@ -35,6 +36,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from snnrl_sb3.studies.checkpoint import CHECKPOINT
 from snnrl_sb3.studies.spec import Cell, Study
 from snnrl_sb3.studies.training import read_result, train_cell
 from snnrl_sb3.utils import route_mujoco_warnings
@@ -177,14 +179,21 @@ class _Heartbeat:
         self.thread.join()
 
 
-def _claim(optuna_study: optuna.Study) -> tuple[optuna.Trial, str] | None:
-    """Pop a waiting trial of a cell, or ``None`` when there is none."""
-    while optuna_study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-        trial = optuna_study.ask()
-        key = trial.user_attrs.get("cell")
-        if key is None:  # nothing was waiting any more: ask() made a fresh trial; drop it
-            optuna_study.tell(trial, state=TrialState.FAIL)
-            return None
+def _claim(optuna_study: optuna.Study, out: Path) -> tuple[optuna.Trial, str] | None:
+    """Claim a waiting trial of a cell, or return ``None`` when there is none. Cells with a
+    checkpoint (a killed worker's, retried) come first, then the study file's order."""
+    storage = optuna_study._storage
+    waiting = [t for t in optuna_study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+               if t.user_attrs.get("cell") is not None]
+    waiting.sort(key=lambda t: (not (out / t.user_attrs["cell"] / CHECKPOINT).exists(), t.number))
+    for frozen in waiting:
+        try:  # atomic in every Optuna storage: True only for the one worker that moved it to RUNNING
+            if not storage.set_trial_state_values(frozen._trial_id, TrialState.RUNNING):
+                continue
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue
+        trial = optuna.Trial(optuna_study, frozen._trial_id)
+        key = frozen.user_attrs["cell"]
         twin = _is_duplicate(optuna_study, trial, key)
         if twin is not None:
             trial.set_user_attr("duplicate_of", twin)
@@ -224,7 +233,7 @@ def run_worker(study: Study, *, storage: str | None = None, root: str | Path | N
     while True:
         fail_stale_trials(optuna_study)
         enqueue_missing(optuna_study, list(cells.values()))
-        claimed = _claim(optuna_study)
+        claimed = _claim(optuna_study, out)
         if claimed is None:
             running = optuna_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
             if not wait or not any(t.user_attrs.get("cell") in cells for t in running):
