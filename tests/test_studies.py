@@ -22,7 +22,7 @@ pytest.importorskip("rliable")
 
 from optuna.trial import TrialState
 
-from snnrl_sb3.studies import load_study, parse_study, results_dir, run_worker, train_cell
+from snnrl_sb3.studies import load_study, parse_study, results_dir, run_worker, train_cell, write_report
 from snnrl_sb3.studies.checkpoint import CHECKPOINT
 from snnrl_sb3.studies.runner import open_optuna_study, open_storage
 
@@ -201,6 +201,11 @@ def test_two_workers_complete_a_study_and_report(tmp_path: Path) -> None:
     assert (out / "curves_CartPole-v1.png").stat().st_size > 0 and (out / "profile.png").is_file()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["runs"] == 4 and summary["aggregates"]["ann"]["mean"][0] == pytest.approx(1.0)
+    np.random.seed(123)
+    before = np.random.get_state()[1].copy()
+    write_report(load_study(path), out)  # the bootstraps are seeded: the same report, the global RNG untouched
+    assert json.loads((out / "summary.json").read_text()) == summary
+    assert np.array_equal(np.random.get_state()[1], before)
     status = subprocess.run([sys.executable, "-m", "snnrl_sb3.studies", "status", str(path), "--results", str(root)],
                             capture_output=True, text=True, timeout=120)
     assert status.returncode == 0 and status.stdout.split("\n")[1].split() == ["ann", "2", "0", "0", "0", "0"]

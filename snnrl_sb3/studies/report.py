@@ -21,10 +21,11 @@ their library ``rliable``:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,20 @@ def score_matrices(study: Study, records: Sequence[dict[str, Any]], key: str = "
     return raw, normalised, envs
 
 
+@contextlib.contextmanager
+def _bootstrap_rng(seed: int) -> Iterator[None]:
+    """rliable's bootstraps (through ``arch``) draw from NumPy's global generator whatever ``random_state``
+    says: seed it for a reproducible report, and restore it afterwards (the report changes no state)."""
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # arch's random_state deprecation, inside rliable
+            yield
+    finally:
+        np.random.set_state(state)
+
+
 def aggregate_scores(normalised: dict[str, np.ndarray], reps: int = 2000, seed: int = 0
                      ) -> dict[str, dict[str, tuple[float, float, float]]]:
     """``{variant: {metric: (point, low, high)}}`` for IQM, mean, median and optimality gap, 95%
@@ -81,8 +96,7 @@ def aggregate_scores(normalised: dict[str, np.ndarray], reps: int = 2000, seed: 
 
     if not normalised:
         return {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # arch's random_state deprecation, inside rliable
+    with _bootstrap_rng(seed):
         points, cis = rly.get_interval_estimates(normalised, aggregates, reps=reps,
                                                 random_state=np.random.RandomState(seed))
     names = ["IQM", "mean", "median", "optimality gap"]
@@ -103,8 +117,7 @@ def decide_claims(study: Study, raw: dict[str, np.ndarray], reps: int = 2000, se
                                "verdict": "undecided (no complete runs)"}
         if better in raw and worse in raw:
             pair = {"pair": (raw[better], raw[worse])}
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", FutureWarning)
+            with _bootstrap_rng(seed):
                 points, cis = rly.get_interval_estimates(pair, metrics.probability_of_improvement, reps=reps,
                                                         random_state=np.random.RandomState(seed))
             p, low, high = float(np.squeeze(points["pair"])), *(float(x) for x in np.ravel(cis["pair"]))
@@ -129,7 +142,8 @@ def _performance_profile(normalised: dict[str, np.ndarray], path: Path) -> None:
 
     top = max(1.5, max(float(np.max(s)) for s in normalised.values()))
     taus = np.linspace(0.0, top, 101)
-    profiles, cis = rly.create_performance_profile(normalised, taus, reps=500)
+    with _bootstrap_rng(0):
+        profiles, cis = rly.create_performance_profile(normalised, taus, reps=500)
     fig, ax = plt.subplots(figsize=(5.2, 3.8))
     for name, profile in profiles.items():
         line, = ax.plot(taus, profile, label=name)
