@@ -77,6 +77,8 @@ def check_curve(record: dict, budget: int, freq: int) -> None:
     ({"tune": {"variant": "snn", "space": {"hyperparams.learning_rate": {"type": "float", "low": 0, "high": 1,
                                                                         "log": True}}}}, "log-scale"),
     ({"tune": {"variant": "snn", "space": {"hyperparams.gamma": {"type": "uniform"}}}}, "type"),
+    ({"hyperparams": {**HYPER, "normalize": {"norm_obs": True, "clip": 3}}}, "hyperparams.normalize"),
+    ({"env_hyperparams": {"CartPole-v1": {"normalize": "yes"}}}, "hyperparams.normalize"),
 ])
 def test_bad_study_files_name_the_key(change: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):

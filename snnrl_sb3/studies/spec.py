@@ -141,11 +141,10 @@ class Cell:
     eval: EvalProtocol
     checkpoint_freq: int
     diagnostics: bool
-    tag: str = ""
 
     @property
     def key(self) -> str:
-        return f"{self.tag}{self.variant}/{self.env.replace('/', '-')}/seed{self.seed}"
+        return f"{self.variant}/{self.env.replace('/', '-')}/seed{self.seed}"
 
     @property
     def definition(self) -> dict[str, Any]:
@@ -195,8 +194,7 @@ class Study:
     description: str = ""
     path: Path | None = None
 
-    def cell(self, variant: str, env: str, seed: int, *, overrides: Mapping[str, Any] | None = None,
-             tag: str = "") -> Cell:
+    def cell(self, variant: str, env: str, seed: int, *, overrides: Mapping[str, Any] | None = None) -> Cell:
         """The run of ``variant`` on ``env`` with ``seed``; ``overrides`` (``{"policy_kwargs.x": v,
         "hyperparams.y": w}``, dotted paths as in ``tune.space``) change its definition."""
         v = self.variants[variant]
@@ -214,12 +212,27 @@ class Study:
         return Cell(variant=variant, env=env, seed=seed, algo=self.algo, policy=v.policy,
                     policy_kwargs=parts["policy_kwargs"], hyperparams=parts["hyperparams"], budget=budget,
                     n_envs=n_envs, eval=self.eval, checkpoint_freq=self.checkpoint_freq,
-                    diagnostics=self.diagnostics, tag=tag)
+                    diagnostics=self.diagnostics)
 
     def cells(self) -> list[Cell]:
         """Every (variant, env, seed) run of the study, in a fixed order (seeds outermost, so that
         workers finish whole seeds of every variant first)."""
         return [self.cell(v, env, seed) for seed in self.seeds for env in self.envs for v in self.variants]
+
+
+def normalize_kwargs(cell: Cell) -> dict[str, Any] | None:
+    """``VecNormalize`` kwargs of ``hyperparams.normalize`` (rl-zoo3's key: ``true`` or a mapping
+    of ``VecNormalize`` kwargs), or ``None``."""
+    value = cell.hyperparams.get("normalize", False)
+    if value is False or value is None:
+        return None
+    if value is True:
+        return {}
+    if not isinstance(value, dict) or not set(value) <= {"norm_obs", "norm_reward", "clip_obs", "clip_reward",
+                                                         "gamma", "epsilon"}:
+        raise ValueError(f"hyperparams.normalize must be true, false or a mapping of VecNormalize kwargs (norm_obs, "
+                         f"norm_reward, clip_obs, clip_reward, gamma, epsilon), got {value!r}")
+    return dict(value)
 
 
 def _check_env_id(value: Any) -> str:
@@ -357,12 +370,17 @@ def _parse_study(raw: Any, path: Path | None) -> Study:
                        "worse": worse, "relation": relation, "margin": float(margin)})
     checkpoint_freq = check_int("checkpoint_freq", raw.get("checkpoint_freq", max(budget // 10, 1)), low=1)
     tune = None if raw.get("tune") is None else _parse_tune(raw["tune"], envs, seeds, variants)
-    return Study(name=name, algo=algo, envs=envs, seeds=seeds, budget=budget,
-                 n_envs=check_int("n_envs", raw.get("n_envs", 1), low=1), eval=protocol,
-                 checkpoint_freq=checkpoint_freq, diagnostics=bool(raw.get("diagnostics", False)),
-                 hyperparams=_mapping("hyperparams", raw.get("hyperparams")), env_hyperparams=env_hyperparams,
-                 variants=variants, baseline=baseline, random_scores=random_scores, claims=tuple(claims),
-                 tune=tune, description=str(raw.get("description") or ""), path=path)
+    study = Study(name=name, algo=algo, envs=envs, seeds=seeds, budget=budget,
+                  n_envs=check_int("n_envs", raw.get("n_envs", 1), low=1), eval=protocol,
+                  checkpoint_freq=checkpoint_freq, diagnostics=bool(raw.get("diagnostics", False)),
+                  hyperparams=_mapping("hyperparams", raw.get("hyperparams")), env_hyperparams=env_hyperparams,
+                  variants=variants, baseline=baseline, random_scores=random_scores, claims=tuple(claims),
+                  tune=tune, description=str(raw.get("description") or ""), path=path)
+    for env in envs:  # settings read only when a run starts: checked now, not hours into a study
+        for variant in variants:
+            normalize_kwargs(study.cell(variant, env, seeds[0]))
+    return study
+
 
 
 def load_study(path: str | Path) -> Study:

@@ -42,7 +42,7 @@ from snnrl_sb3.studies.checkpoint import (
     save_checkpoint,
     write_json_atomic,
 )
-from snnrl_sb3.studies.spec import ALGORITHMS, Cell, resolve_object
+from snnrl_sb3.studies.spec import ALGORITHMS, Cell, normalize_kwargs, resolve_object
 
 __all__ = ["EVAL_SEED_OFFSET", "algorithm_class", "make_env", "algorithm_kwargs", "train_cell", "read_result",
            "gradient_norms"]
@@ -56,21 +56,6 @@ _ENV_KEYS = ("normalize",)  # hyperparams that configure the environment, not th
 def algorithm_class(algo: str) -> type[BaseAlgorithm]:
     module, name = ALGORITHMS[algo]
     return getattr(importlib.import_module(module), name)
-
-
-def normalize_kwargs(cell: Cell) -> dict[str, Any] | None:
-    """``VecNormalize`` kwargs of ``hyperparams.normalize`` (rl-zoo3's key: ``true`` or a mapping
-    of ``VecNormalize`` kwargs), or ``None``."""
-    value = cell.hyperparams.get("normalize", False)
-    if value is False or value is None:
-        return None
-    if value is True:
-        return {}
-    if not isinstance(value, dict) or not set(value) <= {"norm_obs", "norm_reward", "clip_obs", "clip_reward",
-                                                         "gamma", "epsilon"}:
-        raise ValueError(f"hyperparams.normalize must be true, false or a mapping of VecNormalize kwargs (norm_obs, "
-                         f"norm_reward, clip_obs, clip_reward, gamma, epsilon), got {value!r}")
-    return dict(value)
 
 
 def make_env(env_id: str, n_envs: int, seed: int) -> VecEnv:
