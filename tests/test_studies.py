@@ -128,6 +128,28 @@ def test_resume_after_kill_keeps_the_curve(tmp_path: Path) -> None:
     assert train_cell(cell, tmp_path, verbose=0) == record  # finished: never trained again
 
 
+def test_throughput_counts_cpu_time_not_pauses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker stopped (or starved by other processes) mid-run inflates its wall time, not its
+    CPU time: the recorded env-steps per CPU-second stay the training's own cost, across a resume."""
+    from snnrl_sb3.studies import training
+
+    original = training._StudyCallback._on_step
+
+    def pausing_on_step(self: training._StudyCallback) -> bool:
+        if self.model.num_timesteps == 300:
+            time.sleep(2.0)  # as if SIGSTOPped for two seconds
+        return original(self)
+
+    monkeypatch.setattr(training._StudyCallback, "_on_step", pausing_on_step)
+    cell = parse_study(study_dict()).cell("snn", "CartPole-v1", 0)
+    train_cell(cell, tmp_path, verbose=0, stop_after=450)
+    record = train_cell(cell, tmp_path, verbose=0)
+    assert record["resumed"] == 1
+    assert record["train_seconds"] - record["train_cpu_seconds"] > 1.5  # (CPU time also counts torch threads)
+    assert 0 < record["train_cpu_seconds"] <= record["wall_seconds"]
+    assert record["steps_per_cpu_second"] == record["steps"] / record["train_cpu_seconds"]
+
+
 @pytest.mark.parametrize("damage", ["truncate_model", "drop_manifest", "other_definition"])
 def test_corrupt_checkpoint_restarts_cleanly(tmp_path: Path, damage: str) -> None:
     study = parse_study(study_dict())

@@ -35,7 +35,7 @@ from snnrl_sb3.results import format_steps, plot_curves
 from snnrl_sb3.studies.spec import Study
 from snnrl_sb3.studies.training import read_result
 
-__all__ = ["collect_results", "score_matrices", "aggregate_scores", "decide_claims", "write_report"]
+__all__ = ["collect_results", "throughput", "score_matrices", "aggregate_scores", "decide_claims", "write_report"]
 
 
 def collect_results(study: Study, out: Path) -> list[dict[str, Any]]:
@@ -46,6 +46,12 @@ def collect_results(study: Study, out: Path) -> list[dict[str, Any]]:
         if record is not None:
             records.append(record)
     return records
+
+
+def throughput(record: dict[str, Any]) -> float:
+    """A run's training env-steps per CPU-second (per wall-clock second for records written before
+    CPU time was measured)."""
+    return float(record.get("steps_per_cpu_second", record["steps_per_second"]))
 
 
 def score_matrices(study: Study, records: Sequence[dict[str, Any]], key: str = "final"
@@ -235,8 +241,9 @@ def write_report(study: Study, out: Path, progress: dict[str, dict[str, int]] | 
         path.write_text("\n".join(lines) + "\n")
         return path
     lines += ["## Final and best evaluation returns", "",
-              "Mean over seeds ± standard deviation (n = finished seeds); env-steps/s excludes evaluation "
-              "and checkpoint time.", ""]
+              "Mean over seeds ± standard deviation (n = finished seeds); env-steps/s: per CPU-second of "
+              "training (evaluation and checkpoint time excluded; runs recorded before CPU time was "
+              "measured: per wall-clock second).", ""]
     rows = []
     for env in study.envs:
         for variant, v in study.variants.items():
@@ -245,7 +252,7 @@ def write_report(study: Study, out: Path, progress: dict[str, dict[str, int]] | 
                 continue
             final = np.array([r["final"] for r in runs])
             best = np.array([r["best"] for r in runs])
-            speed = np.mean([r["steps_per_second"] for r in runs])
+            speed = np.mean([throughput(r) for r in runs])
             rows.append([env, v.label, str(len(runs)), f"{final.mean():.1f} ± {final.std():.1f}",
                          f"{best.mean():.1f} ± {best.std():.1f}", f"{speed:.0f}"])
     lines += [_table(["env", "variant", "n", "final", "best", "env-steps/s"], rows), ""]

@@ -212,6 +212,7 @@ def _run_trial(optuna_study: optuna.Study, trial: optuna.Trial, cell: Cell, out:
         record = train_cell(cell, out / cell.key, device=device, verbose=verbose)
     trial.set_user_attr("best", record["best"])
     trial.set_user_attr("steps_per_second", record["steps_per_second"])
+    trial.set_user_attr("steps_per_cpu_second", record.get("steps_per_cpu_second"))  # absent in older records
     optuna_study.tell(trial, record["final"])
     return record
 

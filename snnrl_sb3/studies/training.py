@@ -144,8 +144,9 @@ class _StudyCallback(BaseCallback):
         super().__init__(verbose)
         self.cell, self.run_dir, self.eval_env, self.state = cell, run_dir, eval_env, state
         self.stop_after = stop_after
-        self.observe_seconds = 0.0
+        self.observe_seconds = self.observe_cpu_seconds = 0.0
         self.learn_start = self.call_start = time.perf_counter()
+        self.learn_start_cpu = time.process_time()
         self._stats: Any = None
 
     def _init_callback(self) -> None:
@@ -160,15 +161,15 @@ class _StudyCallback(BaseCallback):
             self._stats.init_callback(self.model)
 
     def _on_training_start(self) -> None:
-        self.learn_start = time.perf_counter()
-        self.observe_seconds = 0.0
+        self.learn_start, self.learn_start_cpu = time.perf_counter(), time.process_time()
+        self.observe_seconds = self.observe_cpu_seconds = 0.0
         if not self.state["curve"]:
             self.evaluate()  # the untrained agent: every curve starts at step 0
 
     def evaluate(self) -> None:
         from snnrl_sb3.stats import preserved_rng_state
 
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         train_env = self.model.get_vec_normalize_env()
         if train_env is not None:
             sync_envs_normalization(train_env, self.eval_env)  # evaluate with the statistics trained with
@@ -191,19 +192,27 @@ class _StudyCallback(BaseCallback):
             print(f"{self.cell.key}: eval at {steps:,} steps: {self.state['curve'][-1][1]:.1f} "
                   f"± {self.state['curve'][-1][2]:.1f} (best {best:.1f})", flush=True)
         self.observe_seconds += time.perf_counter() - start
+        self.observe_cpu_seconds += time.process_time() - start_cpu
 
     def checkpoint(self) -> None:
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         steps = int(self.model.num_timesteps)
         self.state["steps"] = steps
         self.state["next_checkpoint"] = (steps // self.cell.checkpoint_freq + 1) * self.cell.checkpoint_freq
         self.state["train_seconds"] = self.state["train_seconds_before"] + self.train_seconds()
+        self.state["train_cpu_seconds"] = self.state.get("train_cpu_seconds_before", 0.0) + self.train_cpu_seconds()
         self.state["wall_seconds"] = self.state["wall_seconds_before"] + time.perf_counter() - self.call_start
         save_checkpoint(self.run_dir, self.model, self.state, self.cell.digest)
         self.observe_seconds += time.perf_counter() - start
+        self.observe_cpu_seconds += time.process_time() - start_cpu
 
     def train_seconds(self) -> float:
         return time.perf_counter() - self.learn_start - self.observe_seconds
+
+    def train_cpu_seconds(self) -> float:
+        # this process's CPU time: unlike wall time, not inflated by a stopped worker or by other
+        # processes sharing the cores (with one torch thread per worker, it is the training's own cost)
+        return time.process_time() - self.learn_start_cpu - self.observe_cpu_seconds
 
     def _on_step(self) -> bool:
         if self.model.num_timesteps >= self.state["next_eval"]:
@@ -221,7 +230,8 @@ class _StudyCallback(BaseCallback):
 def _fresh_state(cell: Cell) -> dict[str, Any]:
     return {"curve": [], "diagnostics": [], "next_eval": cell.eval.freq, "next_checkpoint": cell.checkpoint_freq,
             "steps": 0,
-            "train_seconds_before": 0.0, "wall_seconds_before": 0.0, "resumed": 0, "restarted_corrupt": 0}
+            "train_seconds_before": 0.0, "train_cpu_seconds_before": 0.0, "wall_seconds_before": 0.0, "resumed": 0,
+            "restarted_corrupt": 0}
 
 
 def read_result(run_dir: Path, digest: str) -> dict[str, Any] | None:
@@ -274,7 +284,9 @@ def train_cell(cell: Cell, run_dir: str | Path, *, device: str = "auto", verbose
         state["restarted_corrupt"] = corrupt + saved.get("restarted_corrupt", 0)
         state["resumed"] = saved.get("resumed", 0) + 1
         state["train_seconds_before"] = saved["train_seconds"]
-        state["wall_seconds_before"] = saved.get("wall_seconds", 0.0)  # checkpoints written before 0.2 lack it
+        # checkpoints of earlier snnrl_sb3 versions lack these
+        state["wall_seconds_before"] = saved.get("wall_seconds", 0.0)
+        state["train_cpu_seconds_before"] = saved.get("train_cpu_seconds", 0.0)
         kwargs = algorithm_kwargs(cell, env)
         custom: dict[str, Any] = {k: kwargs[k] for k in ("learning_rate", "clip_range", "action_noise") if k in kwargs}
         if normalize is not None:
@@ -300,6 +312,7 @@ def train_cell(cell: Cell, run_dir: str | Path, *, device: str = "auto", verbose
         eval_env.close()
         return {}
     train_seconds = state["train_seconds_before"] + callback.train_seconds()
+    train_cpu_seconds = state["train_cpu_seconds_before"] + callback.train_cpu_seconds()
     wall_seconds = state["wall_seconds_before"] + time.perf_counter() - callback.call_start
     if not state["curve"] or state["curve"][-1][0] != model.num_timesteps:
         if getattr(callback, "model", None) is None:
@@ -314,6 +327,9 @@ def train_cell(cell: Cell, run_dir: str | Path, *, device: str = "auto", verbose
               "final": curve[-1][1], "best": max(p[1] for p in curve),
               "train_seconds": train_seconds, "wall_seconds": wall_seconds,
               "steps_per_second": model.num_timesteps / train_seconds if train_seconds > 0 else math.nan,
+              "train_cpu_seconds": train_cpu_seconds,
+              "steps_per_cpu_second": (model.num_timesteps / train_cpu_seconds if train_cpu_seconds > 0
+                                       else math.nan),
               "resumed": state["resumed"], "restarted_corrupt": state["restarted_corrupt"],
               "diagnostics": state["diagnostics"]}
     model.save(run_dir / "model.zip")
