@@ -119,27 +119,6 @@ def test_cpp_kernel_without_grad_noncontiguous_and_thread_count(cpp_built):
     assert all(torch.equal(a, b) for a, b in zip(*grads))
 
 
-@pytest.mark.parametrize("kind", ["lif", "ternary"])
-def test_cpp_backward_writes_only_into_a_gradient_nobody_else_holds(kind, cpp_built):
-    """The backward writes its result into the incoming gradient's buffer when no one else holds it (a fresh
-    product's, as inside a network: the equality test above runs that path), never into a gradient the caller
-    holds or a view of a larger one, and computes the same gradient in every case."""
-    torch.manual_seed(8)
-    neuron = make_neuron(kind, backend="cpp")
-    x = (torch.randn(6, 5, 40) * 2).requires_grad_()
-    weights = torch.randn(6, 5, 40)
-    held = weights.clone()
-    (fresh,) = torch.autograd.grad((neuron(x) * weights).sum(), x)
-    (given,) = torch.autograd.grad(neuron(x), x, grad_outputs=held)
-    assert torch.equal(held, weights)  # the caller's gradient is untouched
-    assert torch.equal(fresh, given)
-    both = torch.cat([neuron(x), neuron(x)])  # each neuron's gradient: a view of the concatenation's
-    grad_both = torch.cat([weights, weights])
-    (halves,) = torch.autograd.grad(both, x, grad_outputs=grad_both)
-    assert torch.equal(grad_both, torch.cat([held, held]))
-    assert torch.equal(halves, 2 * fresh)
-
-
 class _ShiftedATan(ATan):
     """A subclass may change ``grad``: the C++ kernels do not take it for an ATan."""
 

@@ -5,10 +5,7 @@ firing condition, asymmetric and symmetric ternary, every ``surrogate_branches``
 one C++ autograd Function: the forward runs each block of 512 elements through all ``T`` steps with its
 state in registers and L1 and writes only the spikes; the backward recomputes the block's membranes from
 the saved input and runs the reverse-time adjoint in the same pass, θ⁻'s gradient sums included. No
-per-step op dispatch, one allocation per direction, no Python in the backward. The backward writes its result into
-the incoming gradient's buffer when no one else holds it (inside a network, the next layer's fresh ``grad_input``):
-the loop reads each gradient element before writing the same element, and the one allocation it saves is also the
-cold memory a fresh buffer would pull into the cache.
+per-step op dispatch, one allocation per direction, no Python in the backward.
 
 **Exactness.** Every float32 operation of the step is written out in the eager kernel's order and the
 build turns contraction off (``-ffp-contract=off``, no ``-ffast-math``), so the membranes and spikes are
@@ -49,7 +46,7 @@ __all__ = ["CppKernels", "SOURCE", "build_flags", "extension_name", "leaky", "su
 MODE_SUBTRACT, MODE_ZERO, MODE_TERNARY = 0, 1, 2
 
 #: Bumped with every change of :data:`SOURCE` that must not load an older build (the name changes).
-_VERSION = 2
+_VERSION = 1
 
 #: The C++ source of the extension (``torch.utils.cpp_extension.load_inline`` binds :func:`leaky`).
 SOURCE = r"""
@@ -151,8 +148,8 @@ inline float sg_times(float z, float g, const Constants c) {
 // a_t = g_t σ'(U_t - θ⁺) (+ g_t σ'(-θ⁻ - U_t), each on its side only with Sign). NeedNeg: θ⁻'s gradient terms,
 // g σ'(-θ⁻ - U_t) and (Reset, t > 0) δ_t [U_{t-1} < -θ⁻], summed per element.
 template <int Kind, int M, bool Inclusive, bool Sign, bool NeedNeg, bool First, bool Reset>
-inline void reverse_step(const float* __restrict mt, const float* __restrict mp, const float* gt,
-                         float* ot, float* __restrict delta, float* __restrict fire_acc,
+inline void reverse_step(const float* __restrict mt, const float* __restrict mp, const float* __restrict gt,
+                         float* __restrict ot, float* __restrict delta, float* __restrict fire_acc,
                          float* __restrict reset_acc, int64_t n, const Constants c) {
   const float beta = c.beta, th = c.th, neg = c.neg;
   for (int64_t i = 0; i < n; ++i) {
@@ -271,8 +268,7 @@ struct LeakyFunction : public torch::autograd::Function<LeakyFunction> {
     return spk;
   }
 
-  // grads by reference: autograd passes its own list, so a gradient moved out of it can be the only reference
-  static variable_list backward(AutogradContext* ctx, variable_list& grads) {
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const Tensor x = ctx->get_saved_variables()[0];
     const auto cv = ctx->saved_data["constants"].toDoubleVector();
     const auto flags = ctx->saved_data["flags"].toIntVector();
@@ -286,16 +282,10 @@ struct LeakyFunction : public torch::autograd::Function<LeakyFunction> {
     if (!grads[0].defined()) return result;
     const bool need_neg = mode == kTernary && ((has_neg && ctx->needs_input_grad(1)) ||
                                                (has_reset && ctx->needs_input_grad(2)));
-    Tensor grad = std::move(grads[0]).contiguous();
-    grads.clear();
+    const Tensor grad = grads[0].contiguous();
     const int64_t T = x.size(0), N = T > 0 ? x.numel() / T : 0;
     const int64_t block = std::max<int64_t>(16, std::min<int64_t>(kForwardBlock, kBackwardFloats / T / 16 * 16));
-    // The reverse loop reads each g_t element before it writes the same element of the result, so a gradient
-    // buffer nobody else holds (no other reference, no view) becomes the result: no allocation, and no cold
-    // output lines to fetch (the backward is memory-bound inside a network).
-    const bool reuse = grad.use_count() == 1 && grad.storage().use_count() == 1 && grad.sizes() == x.sizes() &&
-                       grad.scalar_type() == x.scalar_type() && !grad.is_inference();
-    Tensor out = reuse ? grad : torch::empty_like(x);
+    Tensor out = torch::empty_like(x);
     const float* xp = x.const_data_ptr<float>();
     const float* gp = grad.const_data_ptr<float>();
     float* op = out.mutable_data_ptr<float>();
