@@ -241,9 +241,9 @@ def write_report(study: Study, out: Path, progress: dict[str, dict[str, int]] | 
         path.write_text("\n".join(lines) + "\n")
         return path
     lines += ["## Final and best evaluation returns", "",
-              "Mean over seeds ± standard deviation (n = finished seeds); env-steps/s: per CPU-second of "
-              "training (evaluation and checkpoint time excluded; runs recorded before CPU time was "
-              "measured: per wall-clock second).", ""]
+              "Mean over seeds ± standard deviation (n = finished seeds); env-steps/s: median over seeds, per "
+              "CPU-second of training (evaluation and checkpoint time excluded; runs recorded before CPU "
+              "time was measured: per wall-clock second).", ""]
     rows = []
     for env in study.envs:
         for variant, v in study.variants.items():
@@ -252,7 +252,7 @@ def write_report(study: Study, out: Path, progress: dict[str, dict[str, int]] | 
                 continue
             final = np.array([r["final"] for r in runs])
             best = np.array([r["best"] for r in runs])
-            speed = np.mean([throughput(r) for r in runs])
+            speed = np.median([throughput(r) for r in runs])  # robust to one disturbed run
             rows.append([env, v.label, str(len(runs)), f"{final.mean():.1f} ± {final.std():.1f}",
                          f"{best.mean():.1f} ± {best.std():.1f}", f"{speed:.0f}"])
     lines += [_table(["env", "variant", "n", "final", "best", "env-steps/s"], rows), ""]
