@@ -313,3 +313,22 @@ def test_tune_mode_averages_seeds(tmp_path: Path) -> None:
         assert len(trial.user_attrs["scores"]) == 2
         assert trial.value == pytest.approx(np.mean(trial.user_attrs["scores"]))
         assert 1 <= trial.params["policy_kwargs.num_steps"] <= 3
+
+
+def test_diagnostics_summary_takes_medians_of_gradients_and_last_thresholds() -> None:
+    from snnrl_sb3.studies.report import diagnostics_summary
+
+    def run(variant: str, grads: list[float], thr: list[float]) -> dict:
+        points = [{"steps": 100 * i, "grad/q_net/layer0": g, "spikes/q_net/L0/neg_thr": t,
+                   "spikes/q_net/L0/neg_rate": t / 10, "spikes/q_net/L0/rate": 9.0}
+                  for i, (g, t) in enumerate(zip(grads, thr))]
+        return {"variant": variant, "diagnostics": points}
+
+    # step 0 (the untrained agent, no update yet) is left out of the gradient medians
+    summary = diagnostics_summary([run("a", [100.0, 1.0, 3.0, 2.0], [2.0, 2.0, 1.0, 0.5]),
+                                   run("a", [100.0, 5.0, 5.0, 5.0], [2.0, 2.0, 2.0, 1.5]),
+                                   run("b", [7.0, float("nan"), 4.0], [2.0, 2.0, 2.0])])
+    assert summary == {"a": {"grad/q_net/layer0": 3.5, "spikes/q_net/L0/neg_thr": 1.0,
+                             "spikes/q_net/L0/neg_rate": 0.1},
+                       "b": {"grad/q_net/layer0": 4.0, "spikes/q_net/L0/neg_thr": 2.0,
+                             "spikes/q_net/L0/neg_rate": 0.2}}

@@ -35,7 +35,8 @@ from snnrl_sb3.results import format_steps, plot_curves
 from snnrl_sb3.studies.spec import Study
 from snnrl_sb3.studies.training import read_result
 
-__all__ = ["collect_results", "throughput", "score_matrices", "aggregate_scores", "decide_claims", "write_report"]
+__all__ = ["collect_results", "throughput", "diagnostics_summary", "score_matrices", "aggregate_scores",
+           "decide_claims", "write_report"]
 
 
 def collect_results(study: Study, out: Path) -> list[dict[str, Any]]:
@@ -209,6 +210,40 @@ def _diagnostics_plot(records: Sequence[dict[str, Any]], path: Path) -> bool:
     return True
 
 
+def diagnostics_summary(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per variant, the mean over its runs of: each gradient norm's median over the evaluations after
+    step 0 (one update's norm is noisy; the median over training is what a collapse would lower), and
+    each θ⁻ and negative-spike rate at the last evaluation. Keys as logged."""
+    per_run: dict[str, dict[str, list[float]]] = {}
+    for record in records:
+        points = [p for p in record.get("diagnostics") or [] if p.get("steps", 0) > 0]
+        if not points:
+            continue
+        values = per_run.setdefault(record["variant"], {})
+        for key in sorted({k for p in points for k in p}):
+            if key.startswith("grad/"):
+                series = [float(p[key]) for p in points if key in p and np.isfinite(p[key])]
+                value = float(np.median(series)) if series else math.nan
+            elif key.endswith(("/neg_thr", "/neg_rate")):
+                value = float(points[-1].get(key, math.nan))
+            else:
+                continue
+            values.setdefault(key, []).append(value)
+    return {variant: {key: float(np.mean(v)) for key, v in values.items()} for variant, values in per_run.items()}
+
+
+def _diagnostics_table(summary: dict[str, dict[str, float]], labels: dict[str, str]) -> str:
+    keys = sorted({k for values in summary.values() for k in values})
+    def head(key: str) -> str:
+        name = key.split("/", 1)[1]
+        return (f"∇ {name} (median)" if key.startswith("grad/") else
+                f"θ⁻ {name.rsplit('/', 1)[0]} (last)" if key.endswith("/neg_thr") else
+                f"−1 rate {name.rsplit('/', 1)[0]} (last)")
+    rows = [[labels.get(v, v), *(f"{values[k]:.3g}" if k in values else "–" for k in keys)]
+            for v, values in summary.items()]
+    return _table(["variant", *map(head, keys)], rows)
+
+
 def _table(head: list[str], rows: list[list[str]]) -> str:
     return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
                       *("| " + " | ".join(r) + " |" for r in rows)]) + "\n"
@@ -271,6 +306,11 @@ def write_report(study: Study, out: Path, progress: dict[str, dict[str, int]] | 
                       f"of the replay buffer or the current rollout; gradient norms of the last update before "
                       f"it):", "",
                       f"![{env} diagnostics]({name})", ""]
+            table = diagnostics_summary([r for r in records if r["env_id"] == env])
+            summary.setdefault("diagnostics", {})[env] = table
+            lines += ["Mean over seeds: each gradient norm's median over the evaluations after step 0; θ⁻ and the "
+                      "rate of −1 spikes per neuron and step at the last evaluation.", "",
+                      _diagnostics_table(table, {k: v.label for k, v in study.variants.items()}), ""]
     raw, normalised, envs = score_matrices(study, records)
     aggregates = aggregate_scores(normalised, reps=reps)
     if aggregates:
