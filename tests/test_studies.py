@@ -332,3 +332,15 @@ def test_diagnostics_summary_takes_medians_of_gradients_and_last_thresholds() ->
                              "spikes/q_net/L0/neg_rate": 0.1},
                        "b": {"grad/q_net/layer0": 4.0, "spikes/q_net/L0/neg_thr": 2.0,
                              "spikes/q_net/L0/neg_rate": 0.2}}
+
+
+def test_claims_need_three_runs_per_variant_for_a_verdict() -> None:
+    from snnrl_sb3.studies.report import decide_claims
+
+    study = parse_study(study_dict(claims=[{"better": "snn", "worse": "ann"}]))
+    one = decide_claims(study, {"snn": np.array([[9.0]]), "ann": np.array([[1.0]])}, reps=200)[0]
+    assert (one["p"], one["low"], one["high"]) == (1.0, 1.0, 1.0)  # degenerate: one run each
+    assert one["verdict"] == "undecided (1 run; a verdict needs 3)"
+    three = decide_claims(study, {"snn": np.array([[9.0], [8.0], [10.0]]), "ann": np.array([[1.0], [2.0], [0.0]])},
+                          reps=200)[0]
+    assert three["verdict"] == "supported"

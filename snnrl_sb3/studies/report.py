@@ -36,7 +36,7 @@ from snnrl_sb3.studies.spec import Study
 from snnrl_sb3.studies.training import read_result
 
 __all__ = ["collect_results", "throughput", "diagnostics_summary", "score_matrices", "aggregate_scores",
-           "decide_claims", "write_report"]
+           "decide_claims", "write_report", "MIN_RUNS_FOR_VERDICT"]
 
 
 def collect_results(study: Study, out: Path) -> list[dict[str, Any]]:
@@ -111,6 +111,11 @@ def aggregate_scores(normalised: dict[str, np.ndarray], reps: int = 2000, seed: 
             for v in normalised}
 
 
+#: Runs per variant (on every environment) a claim's verdict needs: with fewer, the stratified bootstrap
+#: resamples one or two scores and its CI says nothing (one run each gives P = 0 or 1 with a zero-width CI).
+MIN_RUNS_FOR_VERDICT = 3
+
+
 def decide_claims(study: Study, raw: dict[str, np.ndarray], reps: int = 2000, seed: int = 0
                   ) -> list[dict[str, Any]]:
     """Each claim of the study with ``P(better > worse)``, its 95% CI and the verdict."""
@@ -134,6 +139,9 @@ def decide_claims(study: Study, raw: dict[str, np.ndarray], reps: int = 2000, se
                 m = claim["margin"]
                 verdict = ("supported" if 0.5 - m <= low and high <= 0.5 + m else
                            "refuted" if high < 0.5 - m or low > 0.5 + m else "undecided")
+            fewest = min(len(raw[better]), len(raw[worse]))
+            if fewest < MIN_RUNS_FOR_VERDICT:  # a bootstrap over one or two runs has a degenerate CI
+                verdict = f"undecided ({fewest} run{'s' * (fewest != 1)}; a verdict needs {MIN_RUNS_FOR_VERDICT})"
             row.update(p=p, low=low, high=high, verdict=verdict,
                        runs=f"{len(raw[better])} vs {len(raw[worse])} per env")
         out.append(row)
