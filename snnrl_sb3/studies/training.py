@@ -136,6 +136,11 @@ def gradient_norms(module: torch.nn.Module) -> dict[str, float]:
     return norms
 
 
+def _clocks() -> tuple[float, float]:
+    """(wall, this process's CPU) clock readings, in seconds."""
+    return time.perf_counter(), time.process_time()
+
+
 class _StudyCallback(BaseCallback):
     """Evaluations, diagnostics and checkpoints at fixed ``num_timesteps``, robust to resuming."""
 
@@ -144,9 +149,9 @@ class _StudyCallback(BaseCallback):
         super().__init__(verbose)
         self.cell, self.run_dir, self.eval_env, self.state = cell, run_dir, eval_env, state
         self.stop_after = stop_after
-        self.observe_seconds = self.observe_cpu_seconds = 0.0
-        self.learn_start = self.call_start = time.perf_counter()
-        self.learn_start_cpu = time.process_time()
+        self.call_start = time.perf_counter()
+        self.learn_start = _clocks()
+        self.observed = (0.0, 0.0)  # (wall, CPU) seconds spent evaluating and checkpointing
         self._stats: Any = None
 
     def _init_callback(self) -> None:
@@ -161,15 +166,14 @@ class _StudyCallback(BaseCallback):
             self._stats.init_callback(self.model)
 
     def _on_training_start(self) -> None:
-        self.learn_start, self.learn_start_cpu = time.perf_counter(), time.process_time()
-        self.observe_seconds = self.observe_cpu_seconds = 0.0
+        self.learn_start, self.observed = _clocks(), (0.0, 0.0)
         if not self.state["curve"]:
             self.evaluate()  # the untrained agent: every curve starts at step 0
 
     def evaluate(self) -> None:
         from snnrl_sb3.stats import preserved_rng_state
 
-        start, start_cpu = time.perf_counter(), time.process_time()
+        start = _clocks()
         train_env = self.model.get_vec_normalize_env()
         if train_env is not None:
             sync_envs_normalization(train_env, self.eval_env)  # evaluate with the statistics trained with
@@ -191,28 +195,34 @@ class _StudyCallback(BaseCallback):
             best = max(p[1] for p in self.state["curve"])
             print(f"{self.cell.key}: eval at {steps:,} steps: {self.state['curve'][-1][1]:.1f} "
                   f"± {self.state['curve'][-1][2]:.1f} (best {best:.1f})", flush=True)
-        self.observe_seconds += time.perf_counter() - start
-        self.observe_cpu_seconds += time.process_time() - start_cpu
+        self._observed_since(start)
 
     def checkpoint(self) -> None:
-        start, start_cpu = time.perf_counter(), time.process_time()
+        start = _clocks()
         steps = int(self.model.num_timesteps)
         self.state["steps"] = steps
         self.state["next_checkpoint"] = (steps // self.cell.checkpoint_freq + 1) * self.cell.checkpoint_freq
         self.state["train_seconds"] = self.state["train_seconds_before"] + self.train_seconds()
-        self.state["train_cpu_seconds"] = self.state.get("train_cpu_seconds_before", 0.0) + self.train_cpu_seconds()
+        self.state["train_cpu_seconds"] = self.state["train_cpu_seconds_before"] + self.train_cpu_seconds()
         self.state["wall_seconds"] = self.state["wall_seconds_before"] + time.perf_counter() - self.call_start
         save_checkpoint(self.run_dir, self.model, self.state, self.cell.digest)
-        self.observe_seconds += time.perf_counter() - start
-        self.observe_cpu_seconds += time.process_time() - start_cpu
+        self._observed_since(start)
+
+    def _observed_since(self, start: tuple[float, float]) -> None:
+        wall, cpu = _clocks()
+        self.observed = (self.observed[0] + wall - start[0], self.observed[1] + cpu - start[1])
+
+    def _trained(self) -> tuple[float, float]:
+        wall, cpu = _clocks()
+        return wall - self.learn_start[0] - self.observed[0], cpu - self.learn_start[1] - self.observed[1]
 
     def train_seconds(self) -> float:
-        return time.perf_counter() - self.learn_start - self.observe_seconds
+        return self._trained()[0]
 
     def train_cpu_seconds(self) -> float:
         # this process's CPU time: unlike wall time, not inflated by a stopped worker or by other
         # processes sharing the cores (with one torch thread per worker, it is the training's own cost)
-        return time.process_time() - self.learn_start_cpu - self.observe_cpu_seconds
+        return self._trained()[1]
 
     def _on_step(self) -> bool:
         if self.model.num_timesteps >= self.state["next_eval"]:
