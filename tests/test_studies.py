@@ -24,7 +24,7 @@ from optuna.trial import TrialState
 
 from snnrl_sb3.studies import load_study, parse_study, results_dir, run_worker, train_cell, write_report
 from snnrl_sb3.studies.checkpoint import CHECKPOINT
-from snnrl_sb3.studies.runner import open_optuna_study, open_storage
+from snnrl_sb3.studies.runner import open_optuna_study, open_storage, study_progress
 
 HYPER = {"learning_rate": 2.3e-3, "batch_size": 32, "buffer_size": 5000, "learning_starts": 100, "gamma": 0.99,
          "target_update_interval": 10, "train_freq": 50, "gradient_steps": 4, "exploration_fraction": 0.2}
@@ -291,6 +291,12 @@ def test_duplicate_and_finished_trials_never_run_twice(tmp_path: Path) -> None:
     result = results_dir(study, root) / cell.key / "result.json"
     mtime = result.stat().st_mtime_ns
     assert run_worker(study, root=root, verbose=0) == 0  # everything complete: nothing runs
+    assert result.stat().st_mtime_ns == mtime
+    # a fresh clone has the committed result.json but no journal: still complete, and not run again
+    (results_dir(study, root) / "optuna.log").unlink()
+    assert study_progress(study, root=root)["ann"] == {"complete": 1, "running": 0, "waiting": 0, "failed": 0,
+                                                       "pending": 0}
+    assert run_worker(study, root=root, verbose=0) == 1  # its new trial reports the record without training
     assert result.stat().st_mtime_ns == mtime
     changed = parse_study({**study_dict(seeds=[0], budget=700, claims=[],
                                         variants={"ann": {"policy": "MlpPolicy", "policy_kwargs": {"net_arch": [8]}}})},

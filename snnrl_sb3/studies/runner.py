@@ -268,7 +268,10 @@ def run_workers(study_path: str | Path, n_workers: int, *, storage: str | None =
 def study_progress(study: Study, *, storage: str | None = None, root: str | Path | None = None
                    ) -> dict[str, dict[str, int]]:
     """Per variant: how many of its cells are complete, running, waiting, failed (latest trial of
-    each cell), and not yet enqueued."""
+    each cell), and not yet enqueued. A cell whose ``result.json`` of the current definition is in
+    the results folder counts as complete whatever the storage says (a fresh clone of a repository
+    that commits results but not the journal, or a new ``--storage``)."""
+    out = results_dir(study, root)
     optuna_study = open_optuna_study(study, open_storage(study, storage, root))
     latest: dict[str, optuna.trial.FrozenTrial] = {}
     for trial in optuna_study.get_trials(deepcopy=False):
@@ -283,7 +286,9 @@ def study_progress(study: Study, *, storage: str | None = None, root: str | Path
         row = progress.setdefault(cell.variant, {"complete": 0, "running": 0, "waiting": 0, "failed": 0,
                                                  "pending": 0})
         last = latest.get(cell.key)
-        state = "pending" if last is None else {
+        finished = (last is not None and last.state == TrialState.COMPLETE) or \
+            read_result(out / cell.key, cell.digest) is not None
+        state = "complete" if finished else "pending" if last is None else {
             TrialState.COMPLETE: "complete", TrialState.RUNNING: "running", TrialState.WAITING: "waiting",
             TrialState.FAIL: "failed"}.get(last.state, "failed")
         row[state] += 1
