@@ -23,6 +23,7 @@ pytest.importorskip("rliable")
 from optuna.trial import TrialState
 
 from snnrl_sb3.studies import load_study, parse_study, results_dir, run_worker, train_cell, write_report
+from snnrl_sb3.studies.__main__ import main as studies_main
 from snnrl_sb3.studies.checkpoint import CHECKPOINT
 from snnrl_sb3.studies.runner import open_optuna_study, open_storage, study_progress
 
@@ -303,6 +304,27 @@ def test_duplicate_and_finished_trials_never_run_twice(tmp_path: Path) -> None:
                           path)
     with pytest.raises(ValueError, match="different definition"):
         run_worker(changed, root=root, verbose=0)
+
+
+def test_workers_can_take_only_some_variants(tmp_path: Path) -> None:
+    study = load_study(write_study(tmp_path, seeds=[0], budget=200, eval={"freq": 200, "episodes": 1}))
+    root = tmp_path / "results"
+    with pytest.raises(ValueError, match="'cnn' not in study 'tiny'; its variants are ann, snn"):
+        run_worker(study, root=root, variants=["cnn"])
+    with pytest.raises(ValueError, match="variants must be a non-empty list"):
+        run_worker(study, root=root, variants="snn")
+    with pytest.raises(SystemExit, match="--variants: 'cnn' not in study"):
+        studies_main(["run", str(study.path), "--results", str(root), "--variants", "snn,cnn"])
+    # a worker on the other variant's waiting trial must leave it alone, not fail it
+    optuna_study = open_optuna_study(study, open_storage(study, None, root))
+    ann = study.cell("ann", "CartPole-v1", 0)
+    optuna_study.enqueue_trial({}, user_attrs={"cell": ann.key, "digest": ann.digest})
+    assert run_worker(study, root=root, verbose=0, variants=["snn"]) == 1
+    progress = study_progress(study, root=root)
+    assert (progress["snn"]["complete"], progress["ann"]["complete"], progress["ann"]["waiting"]) == (1, 0, 1)
+    assert not (results_dir(study, root) / ann.key / "result.json").exists()
+    assert run_worker(study, root=root, verbose=0) == 1  # then the rest
+    assert [t.state for t in optuna_study.get_trials(deepcopy=False)] == [TrialState.COMPLETE] * 2
 
 
 def test_tune_mode_averages_seeds(tmp_path: Path) -> None:

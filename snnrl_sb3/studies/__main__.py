@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from snnrl_sb3.studies.report import write_report
-from snnrl_sb3.studies.runner import results_dir, run_worker, run_workers, study_progress, tune_worker
+from snnrl_sb3.studies.runner import results_dir, run_worker, run_workers, select_cells, study_progress, tune_worker
 from snnrl_sb3.studies.spec import load_study
 
 
@@ -29,6 +29,8 @@ def _parser() -> argparse.ArgumentParser:
             sub.add_argument("--threads", type=int, default=1, help="torch threads per worker")
             sub.add_argument("--device", default="auto", help="torch device of the models")
             sub.add_argument("--verbose", type=int, default=1, help="0: quiet; 1: one line per evaluation")
+            sub.add_argument("--variants", default=None, type=lambda text: text.split(","),
+                             help="comma-separated variant names: work only on their runs (default: all)")
             sub.add_argument("--tune", action="store_true", help="run the study file's `tune` section (TPE search)")
             sub.add_argument("--no-wait", action="store_true",
                              help="exit when no trial is waiting, instead of waiting for the running ones")
@@ -45,17 +47,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("run", "worker"):
         if args.workers < 1:
             raise SystemExit(f"--workers must be >= 1, got {args.workers}")
+        if args.variants is not None:
+            try:
+                select_cells(study, args.variants)
+            except ValueError as error:
+                raise SystemExit(f"--{error}") from None
         if args.tune:
+            if args.variants is not None:
+                raise SystemExit("--variants does not apply to --tune (the tune section names its one variant)")
             best = tune_worker(study, storage=args.storage, root=args.results, device=args.device,
                                threads=args.threads, verbose=args.verbose).best_trial
             print(f"best tune trial {best.number}: {best.value:.2f} with {best.params}")
             return 0
         if args.command == "run" and args.workers > 1:
             failed = run_workers(args.study, args.workers, storage=args.storage, root=args.results,
-                                 device=args.device, threads=args.threads, verbose=args.verbose)
+                                 device=args.device, threads=args.threads, verbose=args.verbose, variants=args.variants)
         else:
             run_worker(study, storage=args.storage, root=args.results, device=args.device, threads=args.threads,
-                       verbose=args.verbose, wait=not args.no_wait)
+                       verbose=args.verbose, wait=not args.no_wait, variants=args.variants)
             failed = 0
         if args.command == "run" and not args.no_report:
             print(f"wrote {write_report(study, out, study_progress(study, storage=args.storage, root=args.results))}")

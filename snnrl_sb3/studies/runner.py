@@ -29,7 +29,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +37,12 @@ import optuna
 from optuna.trial import TrialState
 
 from snnrl_sb3.studies.checkpoint import CHECKPOINT
-from snnrl_sb3.studies.spec import Cell, Study
+from snnrl_sb3.studies.spec import Cell, Study, load_study
 from snnrl_sb3.studies.training import read_result, train_cell
 from snnrl_sb3.utils import route_mujoco_warnings
 
 __all__ = ["HEARTBEAT_SECONDS", "STALE_SECONDS", "open_storage", "open_optuna_study", "results_dir",
-           "run_worker", "run_workers", "study_progress", "fail_stale_trials"]
+           "select_cells", "run_worker", "run_workers", "study_progress", "fail_stale_trials"]
 
 #: How often a running trial records that its worker is alive, and after how long without a
 #: heartbeat another worker treats it as dead (other hosts; on its own host a worker checks the pid).
@@ -179,12 +179,13 @@ class _Heartbeat:
         self.thread.join()
 
 
-def _claim(optuna_study: optuna.Study, out: Path) -> tuple[optuna.Trial, str] | None:
-    """Claim a waiting trial of a cell, or return ``None`` when there is none. Cells with a
-    checkpoint (a killed worker's, retried) come first, then the study file's order."""
+def _claim(optuna_study: optuna.Study, out: Path, keys: Collection[str] | None = None
+           ) -> tuple[optuna.Trial, str] | None:
+    """Claim a waiting trial of a cell (of ``keys`` only, if given), or return ``None`` when there
+    is none. Cells with a checkpoint (a killed worker's, retried) come first, then the study file's order."""
     storage = optuna_study._storage
     waiting = [t for t in optuna_study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-               if t.user_attrs.get("cell") is not None]
+               if t.user_attrs.get("cell") is not None and (keys is None or t.user_attrs["cell"] in keys)]
     waiting.sort(key=lambda t: (not (out / t.user_attrs["cell"] / CHECKPOINT).exists(), t.number))
     for frozen in waiting:
         try:  # atomic in every Optuna storage: True only for the one worker that moved it to RUNNING
@@ -217,10 +218,30 @@ def _run_trial(optuna_study: optuna.Study, trial: optuna.Trial, cell: Cell, out:
     return record
 
 
+def select_cells(study: Study, variants: Sequence[str] | None = None) -> list[Cell]:
+    """The study's cells, or only those of ``variants`` (names of the study file's variants)."""
+    if variants is None:
+        return study.cells()
+    if isinstance(variants, str) or not variants:
+        raise ValueError(f"variants must be a non-empty list of variant names of study {study.name!r} "
+                         f"({', '.join(study.variants)}), got {variants!r}")
+    unknown = [v for v in variants if v not in study.variants]
+    if unknown:
+        raise ValueError(f"variants: {', '.join(map(repr, unknown))} not in study {study.name!r}; "
+                         f"its variants are {', '.join(study.variants)}")
+    return [c for c in study.cells() if c.variant in variants]
+
+
 def run_worker(study: Study, *, storage: str | None = None, root: str | Path | None = None, device: str = "auto",
-               threads: int | None = 1, verbose: int = 1, wait: bool = True, poll_seconds: float = 2.0) -> int:
+               threads: int | None = 1, verbose: int = 1, wait: bool = True, poll_seconds: float = 2.0,
+               variants: Sequence[str] | None = None) -> int:
     """Work on ``study`` until every cell is complete (``wait``: also while other workers' trials
-    run, to retry them if their workers die); returns the number of trials this worker finished."""
+    run, to retry them if their workers die); returns the number of trials this worker finished.
+
+    :param variants: work only on these variants' cells (e.g. to finish the runs a claim needs
+        first); other workers may run the rest of the same study meanwhile
+    """
+    selected = select_cells(study, variants)
     import torch
 
     if threads is not None:
@@ -230,14 +251,15 @@ def run_worker(study: Study, *, storage: str | None = None, root: str | Path | N
     optuna_study = open_optuna_study(study, open_storage(study, storage, root))
     cells = {c.key: c for c in study.cells()}
     _check_definitions(optuna_study, list(cells.values()))
+    mine = {c.key for c in selected}
     finished = 0
     while True:
         fail_stale_trials(optuna_study)
-        enqueue_missing(optuna_study, list(cells.values()))
-        claimed = _claim(optuna_study, out)
+        enqueue_missing(optuna_study, selected)
+        claimed = _claim(optuna_study, out, None if variants is None else mine)
         if claimed is None:
             running = optuna_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-            if not wait or not any(t.user_attrs.get("cell") in cells for t in running):
+            if not wait or not any(t.user_attrs.get("cell") in mine for t in running):
                 return finished
             time.sleep(poll_seconds)
             continue
@@ -251,11 +273,16 @@ def run_worker(study: Study, *, storage: str | None = None, root: str | Path | N
 
 
 def run_workers(study_path: str | Path, n_workers: int, *, storage: str | None = None, root: str | None = None,
-                device: str = "auto", threads: int = 1, verbose: int = 1) -> int:
+                device: str = "auto", threads: int = 1, verbose: int = 1, variants: Sequence[str] | None = None
+                ) -> int:
     """Start ``n_workers`` worker processes on this machine and wait for them; returns the number
     of workers that failed (0 when all ended normally)."""
+    if variants is not None:
+        select_cells(load_study(study_path), variants)  # a bad name fails here, not in every worker
     command = [sys.executable, "-m", "snnrl_sb3.studies", "worker", str(study_path), "--device", device,
                "--threads", str(threads), "--verbose", str(verbose)]
+    if variants is not None:
+        command += ["--variants", ",".join(variants)]
     if storage is not None:
         command += ["--storage", storage]
     if root is not None:
