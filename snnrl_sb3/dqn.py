@@ -122,6 +122,13 @@ class ImageInput(BaseFeaturesExtractor):
         self.channels_last = not is_image_space_channels_first(observation_space)
         self.image_shape = (channels, height, width)
         self.scale = None if scale is None else check_real("image_scale", scale, low=1e-6, high=1.0)
+        high = float(observation_space.high.max())
+        if self.scale is not None and self.scale != 1.0 and high <= 1.0:
+            # a pixel scale (DSQN's frame / 256) on grids already in [0, 1] (MinAtar's bool channels)
+            # would shrink every input below any threshold: the network would never spike
+            raise ValueError(f"image_scale={self.scale:g} is for raw 0-255 pixels, but this observation space "
+                             f"({observation_space.dtype}, high {high:g}) is already within [0, 1]: pass "
+                             f"image_scale=1.0 (e.g. preset='dsqn' on MinAtar)")
 
     def forward(self, observations: th.Tensor) -> th.Tensor:
         if self.scale is not None:

@@ -5,6 +5,7 @@ re-implementations of the reference code in tests/test_reference_*.py."""
 
 import json
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -15,6 +16,7 @@ from stable_baselines3.common.envs import FakeImageEnv
 from snnrl_sb3 import presets as presets_module
 from snnrl_sb3 import SpikingCnnQPolicy, SpikingQPolicy
 from snnrl_sb3._validation import InvalidStateDictError
+from snnrl_sb3.dqn import ImageInput
 from snnrl_sb3.presets import PRESETS, apply_preset
 
 Q_PRESETS = sorted(n for n, p in PRESETS.items() if p.family == "q")
@@ -175,3 +177,8 @@ def test_bias_free_synapses_and_image_scale_are_validated_and_saved(tmp_path):
         q_model("dsqn", image_scale=2.0)
     with pytest.raises(ValueError, match="image_scale applies to the convolutional bodies"):
         make_tiny_model("DQN", {"image_scale": 0.5, "net_arch": [8]})
+    # DSQN's frame / 256 on a grid already in [0, 1] (MinAtar's bool channels) would silence every neuron
+    grid = gym.spaces.Box(np.zeros((10, 10, 4), bool), np.ones((10, 10, 4), bool), dtype=bool)
+    with pytest.raises(ValueError, match=r"image_scale=0.00390625 is for raw 0-255 pixels.*pass image_scale=1.0"):
+        ImageInput(grid, scale=1 / 256)
+    assert ImageInput(grid, scale=1.0)(torch.ones(1, 10, 10, 4)).sum() == 400  # as it is
