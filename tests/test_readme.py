@@ -71,6 +71,14 @@ def test_every_readme_command_has_a_tiny_budget():
     assert len(COMMANDS) >= 10
 
 
+def test_readme_runs_only_ci_sized_studies():
+    # the test below runs every README command as written: a real study there would train for hours
+    runs = [shlex.split(c) for c in COMMANDS if key_of(c) == "-m snnrl_sb3.studies" and shlex.split(c)[3] in
+            ("run", "worker")]
+    assert runs and {words[4] for words in runs} == {"examples/studies/cartpole_smoke.yml"}, \
+        "write the commands of the real studies as `run ... --workers 2` (or in a non-bash block)"
+
+
 def test_the_first_two_commands_set_up_and_test():
     blocks = re.findall(r"```bash\n(.*?)```", README, re.S)
     assert blocks[0].strip() == 'pip install torch==2.13.0 && pip install -e ".[extra]" && python examples/dqn_cartpole.py'
