@@ -216,6 +216,7 @@ def test_two_workers_complete_a_study_and_report(tmp_path: Path) -> None:
     trials = _trials(path, root)
     complete = [t.user_attrs["cell"] for t in trials if t.state == TrialState.COMPLETE]
     assert sorted(complete) == sorted(c.key for c in load_study(path).cells())  # each cell once
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4  # enqueued once, not once per worker
     hosts = {t.user_attrs["worker"]["pid"] for t in trials if t.state == TrialState.COMPLETE}
     assert len(hosts) == 2  # both workers took trials
     out = root / "tiny"
@@ -304,6 +305,21 @@ def test_duplicate_and_finished_trials_never_run_twice(tmp_path: Path) -> None:
                           path)
     with pytest.raises(ValueError, match="different definition"):
         run_worker(changed, root=root, verbose=0)
+
+
+def test_progress_shows_a_running_cell_as_running_despite_its_waiting_twin(tmp_path: Path) -> None:
+    study = load_study(write_study(tmp_path, seeds=[0]))
+    root = tmp_path / "results"
+    optuna_study = open_optuna_study(study, open_storage(study, None, root))
+    cell = study.cell("snn", "CartPole-v1", 0)
+    for _ in range(2):  # two workers that raced to enqueue the same cell
+        optuna_study.enqueue_trial({}, user_attrs={"cell": cell.key, "digest": cell.digest})
+    first = optuna_study.get_trials(deepcopy=False)[0]
+    optuna_study._storage.set_trial_state_values(first._trial_id, TrialState.RUNNING)
+    assert study_progress(study, root=root)["snn"] == {"complete": 0, "running": 1, "waiting": 0, "failed": 0,
+                                                       "pending": 0}
+    optuna_study._storage.set_trial_state_values(first._trial_id, TrialState.FAIL)  # its retry waits
+    assert study_progress(study, root=root)["snn"]["waiting"] == 1
 
 
 def test_workers_can_take_only_some_variants(tmp_path: Path) -> None:

@@ -277,8 +277,14 @@ def run_workers(study_path: str | Path, n_workers: int, *, storage: str | None =
                 ) -> int:
     """Start ``n_workers`` worker processes on this machine and wait for them; returns the number
     of workers that failed (0 when all ended normally)."""
-    if variants is not None:
-        select_cells(load_study(study_path), variants)  # a bad name fails here, not in every worker
+    study = load_study(study_path)
+    selected = select_cells(study, variants)  # a bad name fails here, not in every worker
+    optuna_study = open_optuna_study(study, open_storage(study, storage, root))
+    _check_definitions(optuna_study, study.cells())
+    # enqueue once, here (retries of dead workers' trials too): workers started together would
+    # each enqueue every missing cell, and the twins would only be pruned when claimed
+    fail_stale_trials(optuna_study)
+    enqueue_missing(optuna_study, selected)
     command = [sys.executable, "-m", "snnrl_sb3.studies", "worker", str(study_path), "--device", device,
                "--threads", str(threads), "--verbose", str(verbose)]
     if variants is not None:
@@ -300,13 +306,15 @@ def study_progress(study: Study, *, storage: str | None = None, root: str | Path
     that commits results but not the journal, or a new ``--storage``)."""
     out = results_dir(study, root)
     optuna_study = open_optuna_study(study, open_storage(study, storage, root))
+    # a cell's state is its most advanced trial's: workers that start together may each enqueue it,
+    # and the running trial's waiting twin (pruned when claimed) must not hide that it runs
+    rank = {TrialState.FAIL: 0, TrialState.WAITING: 1, TrialState.RUNNING: 2, TrialState.COMPLETE: 3}
     latest: dict[str, optuna.trial.FrozenTrial] = {}
     for trial in optuna_study.get_trials(deepcopy=False):
         key = trial.user_attrs.get("cell")
-        if key is None or trial.state == TrialState.PRUNED:
+        if key is None or trial.state not in rank:
             continue
-        if key not in latest or trial.state == TrialState.COMPLETE or (
-                latest[key].state != TrialState.COMPLETE and trial.number > latest[key].number):
+        if key not in latest or (rank[trial.state], trial.number) > (rank[latest[key].state], latest[key].number):
             latest[key] = trial
     progress: dict[str, dict[str, int]] = {}
     for cell in study.cells():
