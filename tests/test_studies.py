@@ -373,9 +373,22 @@ def test_diagnostics_summary_takes_medians_of_gradients_and_last_thresholds() ->
                                    run("a", [100.0, 5.0, 5.0, 5.0], [2.0, 2.0, 2.0, 1.5]),
                                    run("b", [7.0, float("nan"), 4.0], [2.0, 2.0, 2.0])])
     assert summary == {"a": {"grad/q_net/layer0": 3.5, "spikes/q_net/L0/neg_thr": 1.0,
-                             "spikes/q_net/L0/neg_rate": 0.1},
+                             "spikes/q_net/L0/neg_rate": 0.1, "spikes/q_net/L0/rate": 9.0},
                        "b": {"grad/q_net/layer0": 4.0, "spikes/q_net/L0/neg_thr": 2.0,
-                             "spikes/q_net/L0/neg_rate": 0.2}}
+                             "spikes/q_net/L0/neg_rate": 0.2, "spikes/q_net/L0/rate": 9.0}}
+
+
+def test_diagnostics_table_leaves_out_binary_layers_negative_rates() -> None:
+    from snnrl_sb3.studies.report import _diagnostics_table
+
+    binary = {"spikes/q_net/L0/rate": 0.2, "spikes/q_net/L0/neg_rate": 0.0}
+    head = _diagnostics_table({"snn": binary, "ann": {}}, {}).splitlines()[0]
+    assert head == "| variant | spike rate q_net/L0 (last) |"
+    # a ternary layer keeps its −1 rate, even at 0 (a θ⁻ that never lets a −1 through is a finding)
+    ternary = {**binary, "spikes/q_net/L0/neg_thr": 1.5}
+    assert "−1 rate q_net/L0 (last)" in _diagnostics_table({"snn": ternary}, {})
+    fired = {**binary, "spikes/q_net/L0/neg_rate": 0.01}  # symmetric ternary: −1 spikes, fixed θ⁻
+    assert "−1 rate q_net/L0 (last)" in _diagnostics_table({"snn": fired}, {})
 
 
 def test_claims_need_three_runs_per_variant_for_a_verdict() -> None:

@@ -172,8 +172,18 @@ def _performance_profile(normalised: dict[str, np.ndarray], path: Path) -> None:
     plt.close(fig)
 
 
-#: Diagnostics drawn by the report: per-layer gradient norms, θ⁻ and the fraction of negative spikes.
-_DIAGNOSTICS = (("grad/", "gradient norm"), ("/neg_thr", "θ⁻"), ("/neg_rate", "negative-spike rate"))
+#: Diagnostics drawn by the report: per-layer gradient norms, θ⁻, the spike rate and the fraction of
+#: negative spikes.
+_DIAGNOSTICS = (("grad/", "gradient norm"), ("/neg_thr", "θ⁻"), ("/rate", "spike rate"),
+                ("/neg_rate", "negative-spike rate"))
+
+
+def _diagnostic(key: str) -> str | None:
+    """The label of a logged diagnostic key, ``None`` for keys the report leaves out."""
+    for marker, label in _DIAGNOSTICS:
+        if key.startswith(marker) if marker == "grad/" else key.endswith(marker):
+            return label
+    return None
 
 
 def _diagnostics_plot(records: Sequence[dict[str, Any]], path: Path) -> bool:
@@ -183,7 +193,7 @@ def _diagnostics_plot(records: Sequence[dict[str, Any]], path: Path) -> bool:
     for record in records:
         for point in record.get("diagnostics") or []:
             for key, value in point.items():
-                if key != "steps" and any(m in key for m, _ in _DIAGNOSTICS) and np.isfinite(value):
+                if _diagnostic(key) is not None and np.isfinite(value):
                     by_step = series.setdefault(key, {}).setdefault(record["variant"], {})
                     by_step.setdefault(int(point["steps"]), []).append(float(value))
     if not series:
@@ -204,7 +214,7 @@ def _diagnostics_plot(records: Sequence[dict[str, Any]], path: Path) -> bool:
         for variant, by_step in sorted(series[key].items()):
             steps = sorted(by_step)
             ax.plot(steps, [np.mean(by_step[s]) for s in steps], label=variant, lw=1.3, color=colors[variant])
-        what = next(label for m, label in _DIAGNOSTICS if m in key)
+        what = _diagnostic(key)
         ax.set_title(f"{what}: {key}", fontsize=7)
         if key.startswith("grad/"):
             ax.set_yscale("log")
@@ -221,7 +231,7 @@ def _diagnostics_plot(records: Sequence[dict[str, Any]], path: Path) -> bool:
 def diagnostics_summary(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """Per variant, the mean over its runs of: each gradient norm's median over the evaluations after
     step 0 (one update's norm is noisy; the median over training is what a collapse would lower), and
-    each θ⁻ and negative-spike rate at the last evaluation. Keys as logged."""
+    each θ⁻, spike rate and negative-spike rate at the last evaluation. Keys as logged."""
     per_run: dict[str, dict[str, list[float]]] = {}
     for record in records:
         points = [p for p in record.get("diagnostics") or [] if p.get("steps", 0) > 0]
@@ -232,7 +242,7 @@ def diagnostics_summary(records: Sequence[dict[str, Any]]) -> dict[str, dict[str
             if key.startswith("grad/"):
                 series = [float(p[key]) for p in points if key in p and np.isfinite(p[key])]
                 value = float(np.median(series)) if series else math.nan
-            elif key.endswith(("/neg_thr", "/neg_rate")):
+            elif key.endswith(("/neg_thr", "/rate", "/neg_rate")):
                 value = float(points[-1].get(key, math.nan))
             else:
                 continue
@@ -242,11 +252,20 @@ def diagnostics_summary(records: Sequence[dict[str, Any]]) -> dict[str, dict[str
 
 def _diagnostics_table(summary: dict[str, dict[str, float]], labels: dict[str, str]) -> str:
     keys = sorted({k for values in summary.values() for k in values})
+
+    def binary(key: str) -> bool:  # a layer with no θ⁻ that never spiked −1: a binary neuron's column of 0s
+        layer = key.removesuffix("/neg_rate")
+        return (key.endswith("/neg_rate") and all(f"{layer}/neg_thr" not in v for v in summary.values())
+                and all(v.get(key, 0.0) == 0.0 for v in summary.values()))
+
+    keys = [k for k in keys if not binary(k)]
+
     def head(key: str) -> str:
         name = key.split("/", 1)[1]
+        layer = name.rsplit('/', 1)[0]
         return (f"∇ {name} (median)" if key.startswith("grad/") else
-                f"θ⁻ {name.rsplit('/', 1)[0]} (last)" if key.endswith("/neg_thr") else
-                f"−1 rate {name.rsplit('/', 1)[0]} (last)")
+                f"θ⁻ {layer} (last)" if key.endswith("/neg_thr") else
+                f"−1 rate {layer} (last)" if key.endswith("/neg_rate") else f"spike rate {layer} (last)")
     rows = [[labels.get(v, v), *(f"{values[k]:.3g}" if k in values else "–" for k in keys)]
             for v, values in summary.items()]
     return _table(["variant", *map(head, keys)], rows)
@@ -316,8 +335,9 @@ def write_report(study: Study, out: Path, progress: dict[str, dict[str, int]] | 
                       f"![{env} diagnostics]({name})", ""]
             table = diagnostics_summary([r for r in records if r["env_id"] == env])
             summary.setdefault("diagnostics", {})[env] = table
-            lines += ["Mean over seeds: each gradient norm's median over the evaluations after step 0; θ⁻ and the "
-                      "rate of −1 spikes per neuron and step at the last evaluation.", "",
+            lines += ["Mean over seeds: each gradient norm's median over the evaluations after step 0; θ⁻, the "
+                      "spike rate (±1 spikes per neuron and step) and the rate of −1 spikes at the last "
+                      "evaluation (−1 rates are left out for layers without θ⁻ that never spiked −1).", "",
                       _diagnostics_table(table, {k: v.label for k, v in study.variants.items()}), ""]
     raw, normalised, envs = score_matrices(study, records)
     aggregates = aggregate_scores(normalised, reps=reps)
