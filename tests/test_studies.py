@@ -322,6 +322,39 @@ def test_progress_shows_a_running_cell_as_running_despite_its_waiting_twin(tmp_p
     assert study_progress(study, root=root)["snn"]["waiting"] == 1
 
 
+def test_run_enqueues_each_run_once_before_its_workers_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                              ) -> None:
+    from snnrl_sb3.studies import runner
+
+    path = write_study(tmp_path)
+    study, root = load_study(path), tmp_path / "results"
+    optuna_study = open_optuna_study(study, open_storage(study, None, root))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    killed = study.cell("snn", "CartPole-v1", 0)  # a trial whose worker on this host is gone
+    optuna_study.enqueue_trial({}, user_attrs={"cell": killed.key, "digest": killed.digest})
+    trial = optuna_study.get_trials(deepcopy=False)[0]
+    optuna_study._storage.set_trial_state_values(trial._trial_id, TrialState.RUNNING)
+    optuna_study._storage.set_trial_user_attr(trial._trial_id, "worker",
+                                              {"host": runner._HOST, "pid": dead.pid, "started": time.time()})
+    started = []
+
+    class Worker:  # records the command instead of starting a process
+        def __init__(self, command: list[str]) -> None:
+            started.append(command)
+
+        def wait(self) -> int:
+            return 0
+
+    monkeypatch.setattr(runner.subprocess, "Popen", Worker)
+    assert runner.run_workers(path, 2, root=str(root), verbose=0) == 0
+    assert len(started) == 2 and started[0][3:5] == ["worker", str(path)]
+    trials = optuna_study.get_trials(deepcopy=False)
+    assert trials[0].state == TrialState.FAIL
+    waiting = sorted(t.user_attrs["cell"] for t in trials if t.state == TrialState.WAITING)
+    assert waiting == sorted(c.key for c in study.cells())  # each once, the killed run's retry included
+
+
 def test_workers_can_take_only_some_variants(tmp_path: Path) -> None:
     study = load_study(write_study(tmp_path, seeds=[0], budget=200, eval={"freq": 200, "episodes": 1}))
     root = tmp_path / "results"

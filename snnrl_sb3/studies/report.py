@@ -172,28 +172,30 @@ def _performance_profile(normalised: dict[str, np.ndarray], path: Path) -> None:
     plt.close(fig)
 
 
-#: Diagnostics drawn by the report: per-layer gradient norms, θ⁻, the spike rate and the fraction of
-#: negative spikes.
-_DIAGNOSTICS = (("grad/", "gradient norm"), ("/neg_thr", "θ⁻"), ("/rate", "spike rate"),
-                ("/neg_rate", "negative-spike rate"))
+#: The neuron-layer diagnostics the report shows, by the logged key's suffix: (plot title, table
+#: column). Besides them it shows the per-layer gradient norms, keys ``grad/...``.
+_LAYER_DIAGNOSTICS = {"/neg_thr": ("θ⁻", "θ⁻"), "/rate": ("spike rate", "spike rate"),
+                      "/neg_rate": ("negative-spike rate", "−1 rate")}
 
 
-def _diagnostic(key: str) -> str | None:
-    """The label of a logged diagnostic key, ``None`` for keys the report leaves out."""
-    for marker, label in _DIAGNOSTICS:
-        if key.startswith(marker) if marker == "grad/" else key.endswith(marker):
-            return label
-    return None
+def _diagnostic_names(key: str) -> tuple[str, str] | None:
+    """(plot title, table column) of a logged diagnostic key; ``None`` for keys the report leaves out."""
+    if key.startswith("grad/"):
+        return "gradient norm", "∇"
+    return next((names for suffix, names in _LAYER_DIAGNOSTICS.items() if key.endswith(suffix)), None)
 
 
 def _diagnostics_plot(records: Sequence[dict[str, Any]], path: Path) -> bool:
     """Mean over seeds of each diagnostic against steps, one panel per diagnostic key, one line
     per variant; ``False`` (nothing written) when the runs logged none."""
     series: dict[str, dict[str, dict[int, list[float]]]] = {}
+    titles: dict[str, str] = {}
     for record in records:
         for point in record.get("diagnostics") or []:
             for key, value in point.items():
-                if _diagnostic(key) is not None and np.isfinite(value):
+                names = _diagnostic_names(key)
+                if names is not None and np.isfinite(value):
+                    titles[key] = names[0]
                     by_step = series.setdefault(key, {}).setdefault(record["variant"], {})
                     by_step.setdefault(int(point["steps"]), []).append(float(value))
     if not series:
@@ -214,8 +216,7 @@ def _diagnostics_plot(records: Sequence[dict[str, Any]], path: Path) -> bool:
         for variant, by_step in sorted(series[key].items()):
             steps = sorted(by_step)
             ax.plot(steps, [np.mean(by_step[s]) for s in steps], label=variant, lw=1.3, color=colors[variant])
-        what = _diagnostic(key)
-        ax.set_title(f"{what}: {key}", fontsize=7)
+        ax.set_title(f"{titles[key]}: {key}", fontsize=7)
         if key.startswith("grad/"):
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
@@ -242,7 +243,7 @@ def diagnostics_summary(records: Sequence[dict[str, Any]]) -> dict[str, dict[str
             if key.startswith("grad/"):
                 series = [float(p[key]) for p in points if key in p and np.isfinite(p[key])]
                 value = float(np.median(series)) if series else math.nan
-            elif key.endswith(("/neg_thr", "/rate", "/neg_rate")):
+            elif _diagnostic_names(key) is not None:
                 value = float(points[-1].get(key, math.nan))
             else:
                 continue
@@ -258,14 +259,15 @@ def _diagnostics_table(summary: dict[str, dict[str, float]], labels: dict[str, s
         return (key.endswith("/neg_rate") and all(f"{layer}/neg_thr" not in v for v in summary.values())
                 and all(v.get(key, 0.0) == 0.0 for v in summary.values()))
 
-    keys = [k for k in keys if not binary(k)]
+    columns = {k: names[1] for k in keys if not binary(k) and (names := _diagnostic_names(k)) is not None}
+    keys = list(columns)
 
     def head(key: str) -> str:
         name = key.split("/", 1)[1]
-        layer = name.rsplit('/', 1)[0]
-        return (f"∇ {name} (median)" if key.startswith("grad/") else
-                f"θ⁻ {layer} (last)" if key.endswith("/neg_thr") else
-                f"−1 rate {layer} (last)" if key.endswith("/neg_rate") else f"spike rate {layer} (last)")
+        if key.startswith("grad/"):  # per layer, median over training
+            return f"{columns[key]} {name} (median)"
+        return f"{columns[key]} {name.rsplit('/', 1)[0]} (last)"  # per neuron layer, last evaluation
+
     rows = [[labels.get(v, v), *(f"{values[k]:.3g}" if k in values else "–" for k in keys)]
             for v, values in summary.items()]
     return _table(["variant", *map(head, keys)], rows)
